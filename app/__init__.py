@@ -1,0 +1,1 @@
+"""Safeguarding Panels: the system of record for multi-agency safeguarding case conferences."""

@@ -1,0 +1,117 @@
+"""Record audit events, one typed call each, inside the caller's transaction.
+
+``record(session, actor, AuditAction.X, ...)`` inserts the event and queues it for sealing; if
+the transaction rolls back, the event goes with the change it described, and if the insert
+fails, the request fails. Values are never free text: actions are an enum, outcomes too.
+"""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from app.actor import Actor
+from app.models.audit import AuditEvent, AuditUnsealed
+from app.models.base import utcnow
+
+
+class AuditAction(StrEnum):
+    AUTH_LOGIN = "auth.login"
+    AUTH_CLIENT_TOKEN = "auth.client_token"
+    AUTH_REFRESH = "auth.refresh"
+    AUTH_REFRESH_REUSE = "auth.refresh_reuse"
+    AUTH_REVOKE = "auth.revoke"
+    AUTH_LOCKOUT = "auth.lockout"
+    AUTH_TOKEN_REJECTED = "auth.token_rejected"
+    ACCESS_REFUSED = "access.refused"
+    SELF_READ = "self.read"
+    PASSWORD_CHANGE = "self.password_change"
+    MFA_ENROL_START = "self.mfa_enrol_start"
+    MFA_ENROL_CONFIRM = "self.mfa_enrol_confirm"
+    AGENCY_LIST = "agency.list"
+    AGENCY_READ = "agency.read"
+    AGENCY_CREATE = "agency.create"
+    AGENCY_UPDATE = "agency.update"
+    USER_LIST = "user.list"
+    USER_READ = "user.read"
+    USER_CREATE = "user.create"
+    USER_UPDATE = "user.update"
+    API_CLIENT_LIST = "api_client.list"
+    API_CLIENT_READ = "api_client.read"
+    API_CLIENT_CREATE = "api_client.create"
+    API_CLIENT_UPDATE = "api_client.update"
+    API_CLIENT_ROTATE_SECRET = "api_client.rotate_secret"
+    AUDIT_QUERY = "audit.query"
+    AUDIT_EXPORT = "audit.export"
+    AUDIT_VERIFY = "audit.verify"
+
+
+class Outcome(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    DENIED = "denied"
+    NOT_FOUND = "not_found"
+    INVALID = "invalid"
+    CONFLICT = "conflict"
+
+
+_event_table = AuditEvent.__table__  # type: ignore[attr-defined]
+_unsealed_table = AuditUnsealed.__table__  # type: ignore[attr-defined]
+
+
+def record(
+    session: Session,
+    actor: Actor,
+    action: AuditAction,
+    *,
+    outcome: Outcome = Outcome.SUCCESS,
+    resource_type: str | None = None,
+    resource_id: uuid.UUID | str | None = None,
+    case_id: uuid.UUID | None = None,
+    person_id: uuid.UUID | None = None,
+    changes: dict[str, Any] | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Append one audit event to the current transaction and queue it for sealing."""
+    event_id = session.execute(
+        insert(_event_table).returning(_event_table.c.id),
+        {
+            "occurred_at": utcnow(),
+            "actor_type": actor.kind.value,
+            "actor_id": actor.id,
+            "actor_agency_id": actor.agency_id,
+            "action": action.value,
+            "outcome": outcome.value,
+            "resource_type": resource_type,
+            "resource_id": None if resource_id is None else str(resource_id)[:64],
+            "case_id": case_id,
+            "person_id": person_id,
+            "purpose": actor.meta.purpose,
+            "source_ip": actor.meta.source_ip,
+            "request_id": actor.meta.request_id,
+            "changes": changes,
+            "detail": detail,
+        },
+    ).scalar_one()
+    session.execute(insert(_unsealed_table), {"event_id": event_id})
+
+
+def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """What changed, as ``{field: [old, new]}``, for the fields the caller chose to expose."""
+    return {
+        key: [plain(before.get(key)), plain(value)]
+        for key, value in after.items()
+        if before.get(key) != value
+    }
+
+
+def plain(value: Any) -> Any:
+    if isinstance(value, uuid.UUID | StrEnum):
+        return str(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value

@@ -1,0 +1,197 @@
+"""Dependencies as Annotated aliases, and the per-request unit of work.
+
+A protected route declares ``caller: Annotated[Caller, Depends(require(Permission.X))]`` and
+does ``return await caller(service_function, *args)``. The caller runs the service in one
+transaction after loading the principal and checking the permission; a refusal (401, 403,
+404, 409, 412, 422 from a service) rolls back the work and commits an audit event saying so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
+
+from fastapi import Depends, Request
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlowPassword, OAuthFlows
+from fastapi.security import OAuth2
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.actor import Actor, RequestMeta
+from app.audit import AuditAction, Outcome
+from app.config import Settings
+from app.db import Database
+from app.errors import Conflict, DomainError, Forbidden, Unauthorized
+from app.permissions import Permission
+from app.security import AccessClaims, Security, TokenInvalid
+from app.services.principals import load_actor
+
+P = ParamSpec("P")
+T = TypeVar("T")
+TOKEN_URL = "/api/v1/auth/token"
+PURPOSE_HEADER = "x-purpose"
+
+oauth2_scheme = OAuth2(
+    flows=OAuthFlows(
+        password=OAuthFlowPassword(tokenUrl=TOKEN_URL, refreshUrl=TOKEN_URL),
+        clientCredentials=OAuthFlowClientCredentials(tokenUrl=TOKEN_URL),
+    ),
+    scheme_name="OAuth2",
+    description="Users: password grant (add `otp` when a second factor is enrolled). "
+    "Partner systems: client credentials.",
+    auto_error=False,
+)
+
+
+def get_db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_security(request: Request) -> Security:
+    security: Security = request.app.state.security
+    return security
+
+
+DatabaseDep = Annotated[Database, Depends(get_db)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SecurityDep = Annotated[Security, Depends(get_security)]
+
+
+def request_meta(request: Request) -> RequestMeta:
+    purpose = request.headers.get(PURPOSE_HEADER)
+    return RequestMeta(
+        request_id=request.scope.get("state", {}).get("request_id"),
+        source_ip=request.client.host if request.client else None,
+        purpose=purpose[:200] if purpose else None,
+    )
+
+
+MetaDep = Annotated[RequestMeta, Depends(request_meta)]
+
+
+class UnitOfWork:
+    """Runs one service call in one transaction, auditing any refusal it ends in."""
+
+    def __init__(self, request: Request, meta: RequestMeta) -> None:
+        self.db = get_db(request)
+        self.settings = get_settings(request)
+        self.security = get_security(request)
+        self.meta = meta
+        route = request.scope.get("route")
+        self.route = f"{request.method} {getattr(route, 'path', request.url.path)}"
+
+    def refusal_detail(self) -> dict[str, Any]:
+        return {"route": self.route}
+
+    def _begin(self, session: Session) -> Actor:
+        return Actor.anonymous(self.meta)
+
+    def _execute(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        session = self.db.session()
+        actor = Actor.anonymous(self.meta)
+        try:
+            try:
+                actor = self._begin(session)
+                result = fn(session, actor, *args)
+                session.commit()
+                return result
+            except IntegrityError as exc:
+                # A unique or foreign-key race lost to another transaction: a conflict, not a 500.
+                raise Conflict("The change conflicts with data saved meanwhile") from exc
+        except DomainError as err:
+            if err.keep_changes:
+                session.commit()
+                raise
+            session.rollback()
+            audit.record(
+                session,
+                actor,
+                AuditAction.ACCESS_REFUSED,
+                outcome=Outcome(err.outcome),
+                resource_type=err.resource_type,
+                resource_id=err.resource_id,
+                detail={**self.refusal_detail(), "status": err.status},
+            )
+            session.commit()
+            raise
+        finally:
+            session.close()
+
+    async def __call__(self, fn: Callable[Concatenate[Session, Actor, P], T], *args: Any) -> T:
+        return await self.db.run(self._execute, fn, args)
+
+
+class Caller(UnitOfWork):
+    """A unit of work on behalf of an authenticated principal holding one permission."""
+
+    def __init__(
+        self, request: Request, meta: RequestMeta, claims: AccessClaims, permission: Permission
+    ) -> None:
+        super().__init__(request, meta)
+        self.claims = claims
+        self.permission = permission
+        self.mfa_roles = frozenset(self.settings.mfa_required_roles)
+
+    def refusal_detail(self) -> dict[str, Any]:
+        return {"route": self.route, "permission": self.permission.value}
+
+    def _begin(self, session: Session) -> Actor:
+        actor = load_actor(session, self.claims, self.meta, self.mfa_roles)
+        if not actor.can(self.permission):
+            raise _forbidden(self.permission)
+        return actor
+
+
+def _forbidden(permission: Permission) -> DomainError:
+    return Forbidden(f"This needs the '{permission.value}' permission, which you do not hold")
+
+
+def _record_rejected_token(session: Session, actor: Actor, reason: str, route: str) -> None:
+    audit.record(
+        session,
+        actor,
+        AuditAction.AUTH_TOKEN_REJECTED,
+        outcome=Outcome.FAILURE,
+        detail={"reason": reason, "route": route},
+    )
+
+
+def require(permission: Permission) -> Callable[..., Any]:
+    """Dependency: authenticate the bearer token and bind the permission the route needs."""
+
+    async def dependency(
+        request: Request,
+        meta: MetaDep,
+        authorization: Annotated[str | None, Depends(oauth2_scheme)],
+    ) -> Caller:
+        security = get_security(request)
+        scheme, _, token = (authorization or "").partition(" ")
+        try:
+            if scheme.lower() != "bearer" or not token:
+                raise TokenInvalid("missing bearer token")
+            claims = security.decode_access_token(token.strip())
+        except TokenInvalid as exc:
+            uow = UnitOfWork(request, meta)
+            await uow(_record_rejected_token, str(exc)[:200], uow.route)
+            raise Unauthorized(
+                "A valid bearer token is required",
+                error="invalid_token" if authorization else None,
+            ) from None
+        return Caller(request, meta, claims, permission)
+
+    dependency.__name__ = f"require_{permission.name.lower()}"
+    return dependency
+
+
+def public_unit(request: Request, meta: MetaDep) -> UnitOfWork:
+    return UnitOfWork(request, meta)
+
+
+PublicUnit = Annotated[UnitOfWork, Depends(public_unit)]

@@ -1,0 +1,193 @@
+"""Domain errors, and the handlers that turn every error into RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+import uuid
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+log = structlog.get_logger("app.errors")
+
+
+class DomainError(Exception):
+    """An expected refusal: raised by services, turned into problem+json and audited."""
+
+    status = 400
+    slug = "bad-request"
+    title = "Bad request"
+    outcome = "invalid"
+    keep_changes = False
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        resource_type: str | None = None,
+        resource_id: uuid.UUID | str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.resource_type = resource_type
+        self.resource_id = resource_id
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+
+class Invalid(DomainError):
+    status, slug, title, outcome = 422, "invalid", "Invalid request", "invalid"
+
+
+class Unauthorized(DomainError):
+    status, slug, title, outcome = 401, "unauthorized", "Authentication required", "failure"
+
+    def __init__(self, detail: str, *, error: str | None = "invalid_token") -> None:
+        challenge = 'Bearer realm="api"' + (f', error="{error}"' if error else "")
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
+
+
+class Forbidden(DomainError):
+    status, slug, title, outcome = 403, "forbidden", "Not permitted", "denied"
+
+
+class NotFound(DomainError):
+    status, slug, title, outcome = 404, "not-found", "Not found", "not_found"
+
+    def __init__(self, resource_type: str, resource_id: uuid.UUID | str | None) -> None:
+        super().__init__(
+            f"No {resource_type.replace('_', ' ')} with that id is visible to you",
+            resource_type=resource_type,
+            resource_id=resource_id,
+        )
+
+
+class Conflict(DomainError):
+    status, slug, title, outcome = 409, "conflict", "Conflict", "conflict"
+
+
+class PreconditionFailed(DomainError):
+    status, slug, title, outcome = 412, "precondition-failed", "Precondition failed", "conflict"
+
+
+class OAuthError(DomainError):
+    """RFC 6749 section 5.2 error, carried inside a problem document.
+
+    The service has already recorded the failure (and, for a password, counted it toward the
+    lockout), so those writes are committed rather than rolled back.
+    """
+
+    slug, title, outcome = "oauth", "Token request refused", "failure"
+    keep_changes = True
+
+    def __init__(self, error: str, description: str, *, status: int = 400) -> None:
+        headers = {"WWW-Authenticate": 'Basic realm="api"'} if status == 401 else None
+        super().__init__(
+            description, headers=headers, extra={"error": error, "error_description": description}
+        )
+        self.status = status
+        self.error = error
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    request_id: str | None = None
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+    type: str
+
+
+class ValidationProblem(Problem):
+    errors: list[FieldError]
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    *,
+    slug: str | None = None,
+    title: str | None = None,
+    detail: str | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"urn:safeguarding-panels:problem:{slug}" if slug else "about:blank",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "request_id": request.scope.get("state", {}).get("request_id"),
+    }
+    body.update(extra or {})
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    # Never echo pydantic's "input": it may hold a password or a victim's address.
+    return [
+        {
+            "field": ".".join(str(part) for part in err.get("loc", ())),
+            "message": str(err.get("msg", "invalid")),
+            "type": str(err.get("type", "value_error")),
+        }
+        for err in exc.errors()
+    ]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(request: Request, exc: DomainError) -> JSONResponse:
+        return problem_response(
+            request,
+            exc.status,
+            slug=exc.slug,
+            title=exc.title,
+            detail=exc.detail,
+            headers=exc.headers,
+            extra=exc.extra,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _field_errors(exc)
+        fields = ", ".join(e["field"] for e in errors[:5])
+        return problem_response(
+            request,
+            422,
+            slug="validation",
+            title="Validation failed",
+            detail=f"The request has invalid or unknown fields: {fields}",
+            extra={"errors": errors},
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        return problem_response(
+            request, exc.status_code, detail=detail, headers=getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled_error", error_type=type(exc).__name__, path=request.url.path)
+        return problem_response(
+            request, 500, detail="An unexpected error occurred; it has been logged."
+        )

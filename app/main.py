@@ -1,0 +1,110 @@
+"""create_app(): settings, database, routers, error handlers, middleware, audit sealer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app import __doc__ as summary
+from app.config import Settings, get_settings
+from app.db import Database
+from app.errors import install_error_handlers
+from app.logging import configure_logging
+from app.middleware import RequestContextMiddleware
+from app.migrations_state import head_revisions
+from app.routers import agencies, api_clients, audit, auth, health, me, users
+from app.security import Security
+from app.services.audit_chain import chain_key, seal_pending
+
+log = structlog.get_logger("app")
+API_PREFIX = "/api/v1"
+
+
+def seal_all(db: Database, key: bytes, batch: int) -> int:
+    """Seal queued audit events until the queue is empty; return how many were sealed."""
+    total = 0
+    while True:
+        with db.session() as session:
+            sealed = seal_pending(session, key, batch=batch)
+            session.commit()
+        total += sealed
+        if sealed < batch:
+            return total
+
+
+async def _sealer(db: Database, key: bytes, settings: Settings) -> None:
+    while True:
+        await asyncio.sleep(settings.audit_seal_interval_seconds)
+        try:
+            await db.run(seal_all, db, key, settings.audit_seal_batch)
+        except Exception as exc:  # keep sealing on the next round; the queue keeps the events
+            log.error("audit_seal_failed", error_type=type(exc).__name__)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    db: Database = app.state.db
+    key = chain_key(settings.secret_key, settings.audit_key)
+    task = None
+    if settings.audit_seal_interval_seconds > 0:
+        task = asyncio.create_task(_sealer(db, key, settings))
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            with contextlib.suppress(Exception):
+                await db.run(seal_all, db, key, settings.audit_seal_batch)
+        db.dispose()
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    app = FastAPI(
+        title="Safeguarding Panels",
+        version="0.1.0",
+        summary=summary,
+        description="The API partner agencies, panel coordinators and auditors use. "
+        "Every access is audited. Errors are RFC 9457 problem+json.",
+        lifespan=lifespan,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.db = database or Database.from_settings(settings)
+    app.state.security = Security(settings)
+    app.state.migration_heads = head_revisions()
+    install_error_handlers(app)
+
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (auth, me, agencies, users, api_clients, audit):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(health.router)
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "If-Match",
+                "Idempotency-Key",
+                "X-Request-ID",
+                "X-Purpose",
+            ],
+            expose_headers=["ETag", "Location", "X-Request-ID"],
+        )
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    return app

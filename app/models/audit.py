@@ -1,0 +1,107 @@
+"""The audit log: append-only events, sealed into an HMAC chain in commit order.
+
+``audit_event`` rows are written in the transaction of the access they record, with a plain
+sequence number and no hash, so audited requests never queue behind one "last hash" row.
+``audit_unsealed`` is the queue of events not yet chained. The sealer (app.services.audit_chain)
+takes queued events in batches, links each to the previous seal and writes ``audit_seal``.
+Database triggers refuse UPDATE and DELETE on the event and seal tables.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer
+from sqlmodel import Field, SQLModel
+
+from app.models.base import UTCDateTime, utcnow
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+Sequence = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class AuditEvent(SQLModel, table=True):
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        Index("ix_audit_event_actor_id_id", "actor_id", "id"),
+        Index("ix_audit_event_actor_agency_id_id", "actor_agency_id", "id"),
+        Index("ix_audit_event_case_id_id", "case_id", "id"),
+        Index("ix_audit_event_person_id_id", "person_id", "id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(Sequence, primary_key=True))
+    occurred_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    actor_type: str = Field(max_length=16)
+    actor_id: uuid.UUID | None = Field(default=None)
+    actor_agency_id: uuid.UUID | None = Field(default=None)
+    action: str = Field(max_length=64)
+    outcome: str = Field(max_length=16)
+    resource_type: str | None = Field(default=None, max_length=32)
+    resource_id: str | None = Field(default=None, max_length=64)
+    case_id: uuid.UUID | None = Field(default=None)
+    person_id: uuid.UUID | None = Field(default=None)
+    purpose: str | None = Field(default=None, max_length=200)
+    source_ip: str | None = Field(default=None, max_length=64)
+    request_id: str | None = Field(default=None, max_length=128)
+    changes: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    detail: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+
+
+class AuditUnsealed(SQLModel, table=True):
+    __tablename__ = "audit_unsealed"
+
+    event_id: int = Field(
+        sa_column=Column(Sequence, ForeignKey("audit_event.id"), primary_key=True)
+    )
+
+
+class AuditSeal(SQLModel, table=True):
+    __tablename__ = "audit_seal"
+
+    event_id: int = Field(
+        sa_column=Column(Sequence, ForeignKey("audit_event.id"), primary_key=True)
+    )
+    chain_index: int = Field(sa_column=Column(BigInteger, unique=True, nullable=False))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+    sealed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class AuditEventPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    occurred_at: datetime
+    actor_type: str
+    actor_id: uuid.UUID | None
+    actor_agency_id: uuid.UUID | None
+    action: str
+    outcome: str
+    resource_type: str | None
+    resource_id: str | None
+    case_id: uuid.UUID | None
+    person_id: uuid.UUID | None
+    purpose: str | None
+    source_ip: str | None
+    request_id: str | None
+    changes: dict[str, Any] | None
+    detail: dict[str, Any] | None
+
+
+class ChainBreak(BaseModel):
+    chain_index: int | None
+    event_id: int | None
+    reason: str
+
+
+class AuditVerification(BaseModel):
+    ok: bool
+    sealed_events: int
+    unsealed_events: int
+    head_chain_index: int | None
+    head_hash: str | None
+    first_break: ChainBreak | None
+    verified_at: datetime

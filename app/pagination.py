@@ -1,0 +1,89 @@
+"""Keyset (cursor) pagination: ``?limit=&cursor=`` in, ``{"items", "next_cursor"}`` out."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Query
+from pydantic import BaseModel
+from sqlalchemy import Select, bindparam, tuple_
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from app.errors import Invalid
+
+T = TypeVar("T")
+DEFAULT_LIMIT, MAX_LIMIT = 50, 200
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
+Cursor = Annotated[
+    str | None, Query(max_length=512, description="`next_cursor` from the previous page")
+]
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def _encode(values: Sequence[Any]) -> str:
+    plain = [v.isoformat() if isinstance(v, datetime) else v for v in values]
+    plain = [str(v) if isinstance(v, uuid.UUID) else v for v in plain]
+    return base64.urlsafe_b64encode(json.dumps(plain).encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str, kinds: Sequence[type]) -> list[Any]:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(raw, list) or len(raw) != len(kinds):
+            raise ValueError("shape")
+        out: list[Any] = []
+        for value, kind in zip(raw, kinds, strict=True):
+            if kind is datetime:
+                out.append(datetime.fromisoformat(value))
+            elif kind is uuid.UUID:
+                out.append(uuid.UUID(value))
+            elif (kind is int and isinstance(value, int) and not isinstance(value, bool)) or (
+                kind is str and isinstance(value, str)
+            ):
+                out.append(value)
+            else:
+                raise ValueError("type")
+        return out
+    except (ValueError, TypeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise Invalid("The cursor is not one this service issued") from exc
+
+
+def paginate(
+    session: Session,
+    stmt: Select[Any],
+    keys: Sequence[tuple[InstrumentedAttribute[Any] | Any, type]],
+    cursor: str | None,
+    limit: int,
+    *,
+    descending: bool = False,
+) -> tuple[list[Any], str | None]:
+    """Run ``stmt`` ordered by ``keys`` from after ``cursor``; return rows and the next cursor.
+
+    ``keys`` are (column, python type) pairs that together identify a row uniquely.
+    """
+    columns = [column for column, _ in keys]
+    if cursor:
+        after = _decode(cursor, [kind for _, kind in keys])
+        position = tuple_(*columns)
+        # Bind each value with its column's type, so timestamps and UUIDs compare as stored.
+        bound = tuple_(
+            *[bindparam(None, v, type_=c.type) for c, v in zip(columns, after, strict=True)]
+        )
+        stmt = stmt.where(position < bound if descending else position > bound)
+    order = [c.desc() for c in columns] if descending else columns
+    rows = list(session.scalars(stmt.order_by(*order).limit(limit + 1)))
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1]
+    return rows, _encode([getattr(last, column.key) for column in columns])

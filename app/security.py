@@ -1,0 +1,172 @@
+"""Password hashing, access tokens, refresh-token and client-secret material, TOTP secrets."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pyotp
+from cryptography.fernet import Fernet, InvalidToken
+from jose import JWTError, jwt
+from passlib.context import CryptContext
+
+from app.config import Settings
+
+ALGORITHM = "HS256"
+ACCESS = "access"
+TOTP_ISSUER = "Safeguarding Panels"
+
+
+class TokenInvalid(Exception):
+    """The bearer token is malformed, forged, expired or of the wrong kind."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    subject_kind: str  # "user" | "api_client"
+    subject_id: uuid.UUID
+    jti: str
+    issued_at: int
+    scope: str
+    epoch: int
+
+
+class Security:
+    """Cryptographic helpers bound to one settings object."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._pwd = CryptContext(
+            schemes=["argon2"],
+            argon2__type="ID",
+            argon2__memory_cost=settings.argon2_memory_kib,
+            argon2__rounds=settings.argon2_time_cost,
+            argon2__parallelism=1,
+        )
+        # Verified against when the account does not exist, so both paths cost the same.
+        self._dummy_hash = self._pwd.hash(secrets.token_urlsafe(16))
+        fernet_key = base64.urlsafe_b64encode(
+            hashlib.sha256(f"totp|{settings.secret_key}".encode()).digest()
+        )
+        self._fernet = Fernet(fernet_key)
+
+    # passwords and client secrets -----------------------------------------------------
+    def hash_secret(self, plain: str) -> str:
+        return str(self._pwd.hash(plain))
+
+    def verify_secret(self, plain: str, hashed: str | None) -> bool:
+        """Constant work whether or not there is a hash to check against."""
+        if hashed is None:
+            self._pwd.verify(plain, self._dummy_hash)
+            return False
+        try:
+            return bool(self._pwd.verify(plain, hashed))
+        except (ValueError, TypeError):
+            return False
+
+    # access tokens ----------------------------------------------------------------------
+    def create_access_token(
+        self, subject_kind: str, subject_id: uuid.UUID, scope: str, epoch: int
+    ) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": self.settings.token_issuer,
+            "sub": f"{subject_kind}:{subject_id}",
+            "typ": ACCESS,
+            "iat": now,
+            "exp": now + self.settings.access_token_ttl_seconds,
+            "jti": secrets.token_urlsafe(12),
+            "scope": scope,
+            "epc": epoch,
+        }
+        return str(jwt.encode(claims, self.settings.secret_key, algorithm=ALGORITHM))
+
+    def decode_access_token(self, token: str) -> AccessClaims:
+        """Decode with the algorithm pinned: ``none`` and every other algorithm are refused."""
+        try:
+            header = jwt.get_unverified_header(token)
+            if header.get("alg") != ALGORITHM:
+                raise TokenInvalid("unexpected token algorithm")
+            claims = jwt.decode(
+                token,
+                self.settings.secret_key,
+                algorithms=[ALGORITHM],
+                issuer=self.settings.token_issuer,
+                options={"require_exp": True, "require_iat": True, "require_sub": True},
+            )
+        except JWTError as exc:
+            raise TokenInvalid(str(exc)) from exc
+        if (
+            claims.get("typ") != ACCESS
+            or not isinstance(claims.get("jti"), str)
+            or not isinstance(claims.get("epc"), int)
+        ):
+            raise TokenInvalid("not an access token")
+        kind, _, raw_id = str(claims["sub"]).partition(":")
+        if kind not in {"user", "api_client"}:
+            raise TokenInvalid("unknown subject")
+        try:
+            subject_id = uuid.UUID(raw_id)
+        except ValueError as exc:
+            raise TokenInvalid("malformed subject") from exc
+        return AccessClaims(
+            subject_kind=kind,
+            subject_id=subject_id,
+            jti=claims["jti"],
+            issued_at=int(claims["iat"]),
+            scope=str(claims.get("scope", "")),
+            epoch=claims["epc"],
+        )
+
+    # opaque tokens ----------------------------------------------------------------------
+    @staticmethod
+    def new_opaque_token() -> str:
+        return secrets.token_urlsafe(32)
+
+    @staticmethod
+    def digest(token: str) -> str:
+        """Refresh tokens carry 256 random bits, so a plain SHA-256 is a safe lookup key."""
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    def refresh_expiry(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self.settings.refresh_token_ttl_seconds)
+
+    # TOTP ---------------------------------------------------------------------------------
+    @staticmethod
+    def new_totp_secret() -> str:
+        return pyotp.random_base32()
+
+    def encrypt_totp(self, secret: str) -> str:
+        return self._fernet.encrypt(secret.encode()).decode()
+
+    def decrypt_totp(self, token: str) -> str:
+        try:
+            return self._fernet.decrypt(token.encode()).decode()
+        except InvalidToken as exc:  # the secret key changed since enrolment
+            raise TokenInvalid("TOTP secret cannot be decrypted") from exc
+
+    @staticmethod
+    def provisioning_uri(secret: str, email: str) -> str:
+        return pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=TOTP_ISSUER)
+
+    @staticmethod
+    def totp_match(secret: str, code: str, last_step: int | None) -> int | None:
+        """The time step ``code`` belongs to (now or one step either side), or None.
+
+        A step at or before ``last_step`` is refused, so a code cannot be replayed.
+        """
+        if not code.isdigit() or len(code) != 6:
+            return None
+        totp = pyotp.TOTP(secret)
+        now_step = int(time.time()) // totp.interval
+        for step in (now_step - 1, now_step, now_step + 1):
+            if last_step is not None and step <= last_step:
+                continue
+            if secrets.compare_digest(totp.generate_otp(step), code):
+                return step
+        return None

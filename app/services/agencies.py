@@ -1,0 +1,122 @@
+"""Partner agencies: the directory every principal reads, and admins maintain."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.actor import Actor
+from app.audit import AuditAction
+from app.errors import Conflict, NotFound
+from app.etags import check_if_match
+from app.models.agency import Agency, AgencyCreate, AgencyKind, AgencyUpdate
+from app.models.base import utcnow
+from app.pagination import paginate
+
+_AUDITED_FIELDS = ("name", "short_name", "kind", "contact_email", "is_active")
+
+
+def list_agencies(
+    session: Session,
+    actor: Actor,
+    kind: AgencyKind | None,
+    is_active: bool | None,
+    name: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Agency], str | None]:
+    """Agencies, alphabetically, filtered by kind, status and a name fragment."""
+    stmt = select(Agency)
+    if kind is not None:
+        stmt = stmt.where(Agency.kind == kind.value)  # type: ignore[arg-type]
+    if is_active is not None:
+        stmt = stmt.where(Agency.is_active == is_active)  # type: ignore[arg-type]
+    if name:
+        stmt = stmt.where(func.lower(Agency.name).contains(name.lower(), autoescape=True))
+    page = paginate(session, stmt, [(Agency.name, str), (Agency.id, uuid.UUID)], cursor, limit)
+    audit.record(
+        session,
+        actor,
+        AuditAction.AGENCY_LIST,
+        resource_type="agency",
+        detail={"returned": len(page[0])},
+    )
+    return page
+
+
+def _get(session: Session, agency_id: uuid.UUID, *, for_update: bool = False) -> Agency:
+    agency = session.get(Agency, agency_id, with_for_update=for_update)
+    if agency is None:
+        raise NotFound("agency", agency_id)
+    return agency
+
+
+def get_agency(session: Session, actor: Actor, agency_id: uuid.UUID) -> Agency:
+    """One agency by id."""
+    agency = _get(session, agency_id)
+    audit.record(
+        session, actor, AuditAction.AGENCY_READ, resource_type="agency", resource_id=agency.id
+    )
+    return agency
+
+
+def _ensure_name_free(session: Session, name: str, exclude: uuid.UUID | None = None) -> None:
+    stmt = select(Agency.id).where(func.lower(Agency.name) == name.lower())  # type: ignore[call-overload]
+    if exclude is not None:
+        stmt = stmt.where(Agency.id != exclude)
+    if session.scalar(stmt) is not None:
+        raise Conflict(f"An agency named '{name}' already exists", resource_type="agency")
+
+
+def create_agency(session: Session, actor: Actor, data: AgencyCreate) -> Agency:
+    """Register a partner agency."""
+    _ensure_name_free(session, data.name)
+    agency = Agency(
+        name=data.name,
+        kind=data.kind.value,
+        short_name=data.short_name,
+        contact_email=data.contact_email,
+    )
+    session.add(agency)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        AuditAction.AGENCY_CREATE,
+        resource_type="agency",
+        resource_id=agency.id,
+        changes=audit.diff({}, {f: getattr(agency, f) for f in _AUDITED_FIELDS}),
+    )
+    return agency
+
+
+def update_agency(
+    session: Session, actor: Actor, agency_id: uuid.UUID, data: AgencyUpdate, if_match: str | None
+) -> Agency:
+    """Change an agency; deactivating one stops its users' and clients' tokens at once."""
+    agency = _get(session, agency_id, for_update=True)
+    check_if_match(if_match, agency.version, "agency", agency.id)
+    changes = data.model_dump(exclude_unset=True, mode="json")
+    if changes.get("name") and changes["name"].lower() != agency.name.lower():
+        _ensure_name_free(session, changes["name"], exclude=agency.id)
+    before = {f: getattr(agency, f) for f in _AUDITED_FIELDS}
+    for field, value in changes.items():
+        setattr(agency, field, value)
+    after = {f: getattr(agency, f) for f in _AUDITED_FIELDS}
+    delta = audit.diff(before, after)
+    if delta:
+        agency.version += 1
+        agency.updated_at = utcnow()
+        session.flush()
+    audit.record(
+        session,
+        actor,
+        AuditAction.AGENCY_UPDATE,
+        resource_type="agency",
+        resource_id=agency.id,
+        changes=delta,
+    )
+    return agency

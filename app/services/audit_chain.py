@@ -1,0 +1,201 @@
+"""Sealing the audit log into an HMAC chain, and verifying that chain.
+
+Events are chained in the order the sealer takes them from the queue, not in id order: on
+PostgreSQL a transaction holding id 9 can commit after the one holding id 10, so id order is
+not commit order. The queue makes sure every committed event is sealed exactly once, however
+late it commits. Each seal is HMAC-SHA256 over (previous hash, chain index, the event's
+canonical content), keyed with a secret the database does not hold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Row, delete, exists, func, insert, select
+from sqlalchemy.orm import Session
+
+from app.models.audit import (
+    AuditEvent,
+    AuditSeal,
+    AuditUnsealed,
+    AuditVerification,
+    ChainBreak,
+)
+from app.models.base import utcnow
+
+GENESIS = "0" * 64
+_PG_SEAL_LOCK = 0x5EA1_0001
+_VERIFY_BATCH = 5000
+
+_ev = AuditEvent.__table__  # type: ignore[attr-defined]
+_seal = AuditSeal.__table__  # type: ignore[attr-defined]
+_queue = AuditUnsealed.__table__  # type: ignore[attr-defined]
+
+CONTENT_COLUMNS = (
+    "id",
+    "occurred_at",
+    "actor_type",
+    "actor_id",
+    "actor_agency_id",
+    "action",
+    "outcome",
+    "resource_type",
+    "resource_id",
+    "case_id",
+    "person_id",
+    "purpose",
+    "source_ip",
+    "request_id",
+    "changes",
+    "detail",
+)
+_content = [_ev.c[name] for name in CONTENT_COLUMNS]
+
+
+def chain_key(secret_key: str, audit_key: str | None) -> bytes:
+    """The HMAC key: the configured audit key, or one derived from the service secret."""
+    if audit_key:
+        return audit_key.encode()
+    return hmac.new(
+        secret_key.encode(), b"safeguarding-panels/audit-chain", hashlib.sha256
+    ).digest()
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def seal_hash(key: bytes, prev_hash: str, chain_index: int, event: Row[Any]) -> str:
+    content = json.dumps(
+        [_canonical(event._mapping[name]) for name in CONTENT_COLUMNS],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    message = f"{prev_hash}|{chain_index}|{content}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def seal_pending(session: Session, key: bytes, *, batch: int = 2000) -> int:
+    """Chain up to ``batch`` queued events onto the head of the chain; return how many."""
+    # One sealer at a time across all workers on PostgreSQL; the others skip this round.
+    # (SQLite's BEGIN IMMEDIATE already admits one writer at a time.)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if (
+        postgres
+        and not session.execute(select(func.pg_try_advisory_xact_lock(_PG_SEAL_LOCK))).scalar()
+    ):
+        return 0
+    head = session.execute(
+        select(_seal.c.chain_index, _seal.c.hash).order_by(_seal.c.chain_index.desc()).limit(1)
+    ).first()
+    index, prev = (head.chain_index + 1, head.hash) if head else (0, GENESIS)
+    events = session.execute(
+        select(*_content)
+        .join(_queue, _queue.c.event_id == _ev.c.id)
+        .order_by(_queue.c.event_id)
+        .limit(batch)
+    ).all()
+    if not events:
+        return 0
+    now = utcnow()
+    seals = []
+    for event in events:
+        digest = seal_hash(key, prev, index, event)
+        seals.append(
+            {
+                "event_id": event.id,
+                "chain_index": index,
+                "prev_hash": prev,
+                "hash": digest,
+                "sealed_at": now,
+            }
+        )
+        prev, index = digest, index + 1
+    session.execute(insert(_seal), seals)
+    session.execute(delete(_queue).where(_queue.c.event_id.in_([e.id for e in events])))
+    return len(events)
+
+
+def verify_chain(session: Session, key: bytes) -> AuditVerification:
+    """Walk the whole chain from genesis and report the first event that does not verify."""
+    expected, prev = 0, GENESIS
+    first_break: ChainBreak | None = None
+    while first_break is None:
+        rows: Sequence[Row[Any]] = session.execute(
+            select(
+                _seal.c.chain_index, _seal.c.prev_hash, _seal.c.hash, _seal.c.event_id, *_content
+            )
+            .select_from(_seal.outerjoin(_ev, _ev.c.id == _seal.c.event_id))
+            .where(_seal.c.chain_index >= expected)
+            .order_by(_seal.c.chain_index)
+            .limit(_VERIFY_BATCH)
+        ).all()
+        if not rows:
+            break
+        for row in rows:
+            first_break = _check(row, expected, prev, key)
+            if first_break is not None:
+                break
+            expected, prev = expected + 1, row.hash
+    unsealed = session.execute(select(func.count()).select_from(_queue)).scalar_one()
+    if first_break is None:
+        first_break = _orphan_break(session)
+    return AuditVerification(
+        ok=first_break is None,
+        sealed_events=expected,
+        unsealed_events=unsealed,
+        head_chain_index=expected - 1 if expected else None,
+        head_hash=prev if expected else None,
+        first_break=first_break,
+        verified_at=utcnow(),
+    )
+
+
+def _check(row: Row[Any], expected: int, prev: str, key: bytes) -> ChainBreak | None:
+    if row.chain_index != expected:
+        return ChainBreak(chain_index=expected, event_id=None, reason=f"seal {expected} is missing")
+    if row.id is None:
+        return ChainBreak(
+            chain_index=expected, event_id=row.event_id, reason="sealed event has been deleted"
+        )
+    if row.prev_hash != prev:
+        return ChainBreak(
+            chain_index=expected,
+            event_id=row.id,
+            reason="seal does not link to the previous seal",
+        )
+    if not hmac.compare_digest(seal_hash(key, prev, expected, row), row.hash):
+        return ChainBreak(
+            chain_index=expected,
+            event_id=row.id,
+            reason="event content does not match its seal (altered after it was recorded)",
+        )
+    return None
+
+
+def _orphan_break(session: Session) -> ChainBreak | None:
+    orphan = session.execute(
+        select(_ev.c.id)
+        .where(~exists().where(_seal.c.event_id == _ev.c.id))
+        .where(~exists().where(_queue.c.event_id == _ev.c.id))
+        .order_by(_ev.c.id)
+        .limit(1)
+    ).scalar()
+    if orphan is None:
+        return None
+    return ChainBreak(
+        chain_index=None,
+        event_id=orphan,
+        reason="event is neither sealed nor queued for sealing (written outside the service)",
+    )

@@ -1,0 +1,140 @@
+"""Reading the audit log: filtered queries for auditors and a CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.actor import Actor
+from app.audit import AuditAction
+from app.config import Settings
+from app.errors import Invalid
+from app.models.audit import AuditEvent, AuditVerification
+from app.pagination import paginate
+from app.services.audit_chain import CONTENT_COLUMNS, chain_key, verify_chain
+
+EXPORT_LIMIT = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    actor_id: uuid.UUID | None = None
+    agency_id: uuid.UUID | None = None
+    person_id: uuid.UUID | None = None
+    case_id: uuid.UUID | None = None
+    resource_type: str | None = None
+    resource_id: str | None = None
+    action: AuditAction | None = None
+    outcome: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def as_detail(self) -> dict[str, Any]:
+        return {k: audit.plain(v) for k, v in self.__dict__.items() if v is not None}
+
+    def apply(self, stmt: Select[Any]) -> Select[Any]:
+        e = AuditEvent
+        if self.since and self.until and self.since > self.until:
+            raise Invalid("'since' is after 'until'")
+        pairs: list[tuple[Any, Any]] = [
+            (e.actor_id, self.actor_id),
+            (e.actor_agency_id, self.agency_id),
+            (e.person_id, self.person_id),
+            (e.case_id, self.case_id),
+            (e.resource_type, self.resource_type),
+            (e.resource_id, self.resource_id),
+            (e.action, self.action.value if self.action else None),
+            (e.outcome, self.outcome),
+        ]
+        for column, value in pairs:
+            if value is not None:
+                stmt = stmt.where(column == value)
+        if self.since is not None:
+            stmt = stmt.where(e.occurred_at >= self.since)  # type: ignore[operator]
+        if self.until is not None:
+            stmt = stmt.where(e.occurred_at < self.until)  # type: ignore[operator]
+        return stmt
+
+
+def query_events(
+    session: Session, actor: Actor, filters: AuditFilter, cursor: str | None, limit: int
+) -> tuple[list[AuditEvent], str | None]:
+    """Events matching the filters, newest first."""
+    stmt = filters.apply(select(AuditEvent))
+    page = paginate(session, stmt, [(AuditEvent.id, int)], cursor, limit, descending=True)
+    audit.record(
+        session,
+        actor,
+        AuditAction.AUDIT_QUERY,
+        resource_type="audit_event",
+        detail={"filters": filters.as_detail(), "returned": len(page[0])},
+        case_id=filters.case_id,
+        person_id=filters.person_id,
+    )
+    return page
+
+
+def export_events(session: Session, actor: Actor, filters: AuditFilter) -> str:
+    """Every matching event (up to EXPORT_LIMIT), oldest first, as CSV text."""
+    stmt = filters.apply(select(AuditEvent)).order_by(AuditEvent.id).limit(EXPORT_LIMIT + 1)  # type: ignore[arg-type]
+    rows = list(session.scalars(stmt))
+    if len(rows) > EXPORT_LIMIT:
+        raise Invalid(f"More than {EXPORT_LIMIT} events match; narrow the filters")
+    audit.record(
+        session,
+        actor,
+        AuditAction.AUDIT_EXPORT,
+        resource_type="audit_event",
+        detail={"filters": filters.as_detail(), "returned": len(rows)},
+        case_id=filters.case_id,
+        person_id=filters.person_id,
+    )
+    return "".join(_csv_lines(rows))
+
+
+def _csv_lines(rows: list[AuditEvent]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CONTENT_COLUMNS)
+    for row in rows:
+        values = []
+        for name in CONTENT_COLUMNS:
+            value = getattr(row, name)
+            if isinstance(value, dict):
+                value = json.dumps(value, sort_keys=True)
+            elif isinstance(value, datetime):
+                value = value.isoformat()
+            values.append("" if value is None else _defuse(str(value)))
+        writer.writerow(values)
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _defuse(cell: str) -> str:
+    """Stop spreadsheet formula injection when an auditor opens the export."""
+    return "'" + cell if cell[:1] in {"=", "+", "-", "@", "\t", "\r"} else cell
+
+
+def verify(session: Session, actor: Actor, settings: Settings) -> AuditVerification:
+    """Walk the chain; the verification itself is audited."""
+    result = verify_chain(session, chain_key(settings.secret_key, settings.audit_key))
+    audit.record(
+        session,
+        actor,
+        AuditAction.AUDIT_VERIFY,
+        resource_type="audit_event",
+        detail={"ok": result.ok, "sealed": result.sealed_events},
+    )
+    return result
