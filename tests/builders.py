@@ -1,0 +1,139 @@
+"""Small builders for test data, and tokens minted the way the service mints them."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import pyotp
+from sqlalchemy.orm import Session
+
+from app.models.agency import Agency, AgencyKind
+from app.models.api_client import ApiClient
+from app.models.base import utcnow
+from app.models.user import User
+from app.permissions import Role, Scope
+from app.security import Security
+
+PASSWORD = "correct-horse-battery-staple"
+CLIENT_SECRET = "client-secret-for-tests-0123456789"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def make_agency(
+    session: Session, name: str | None = None, kind: AgencyKind = AgencyKind.POLICE
+) -> Agency:
+    agency = Agency(name=name or f"Agency {uuid.uuid4().hex[:8]}", kind=kind.value)
+    session.add(agency)
+    session.commit()
+    return agency
+
+
+def make_user(
+    session: Session,
+    security: Security,
+    agency: Agency,
+    *,
+    roles: list[Role] | None = None,
+    email: str | None = None,
+    password: str = PASSWORD,
+    totp_secret: str | None = None,
+    is_active: bool = True,
+) -> User:
+    user = User(
+        agency_id=agency.id,
+        email=email or f"user-{uuid.uuid4().hex[:10]}@agency.example.org",
+        full_name="Test User",
+        roles=[r.value for r in roles or []],
+        password_hash=security.hash_secret(password),
+        password_changed_at=utcnow(),
+        totp_secret_enc=security.encrypt_totp(totp_secret) if totp_secret else None,
+        is_active=is_active,
+    )
+    session.add(user)
+    session.commit()
+    return user
+
+
+def make_client(
+    session: Session,
+    security: Security,
+    agency: Agency,
+    scopes: list[Scope] | None = None,
+    secret: str = CLIENT_SECRET,
+) -> ApiClient:
+    client = ApiClient(
+        agency_id=agency.id,
+        name=f"Client {uuid.uuid4().hex[:6]}",
+        scopes=[s.value for s in scopes or []],
+        secret_hash=security.hash_secret(secret),
+    )
+    session.add(client)
+    session.commit()
+    return client
+
+
+def user_token(security: Security, user: User, scope: str = "") -> str:
+    return security.create_access_token("user", user.id, scope, user.auth_epoch)
+
+
+def client_token(security: Security, client: ApiClient) -> str:
+    return security.create_access_token(
+        "api_client", client.id, " ".join(client.scopes), client.auth_epoch
+    )
+
+
+@dataclass
+class Principal:
+    name: str
+    id: uuid.UUID
+    agency_id: uuid.UUID
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return bearer(self.token)
+
+
+@dataclass
+class Principals:
+    home: Agency
+    other: Agency
+    admin: Principal
+    auditor: Principal
+    agency_admin: Principal
+    member: Principal
+    client: Principal
+    bare_client: Principal
+
+    def all(self) -> list[Principal]:
+        return [self.admin, self.auditor, self.agency_admin, self.member, self.client,
+                self.bare_client]
+
+
+def make_principals(session: Session, security: Security) -> Principals:
+    home = make_agency(session, "Home Agency", AgencyKind.LOCAL_AUTHORITY)
+    other = make_agency(session, "Other Agency", AgencyKind.POLICE)
+
+    def person(name: str, roles: list[Role], agency: Agency) -> Principal:
+        secret = pyotp.random_base32() if {Role.ADMIN, Role.AUDITOR} & set(roles) else None
+        user = make_user(session, security, agency, roles=roles, totp_secret=secret)
+        return Principal(name, user.id, agency.id, user_token(security, user))
+
+    def system(name: str, scopes: list[Scope]) -> Principal:
+        client = make_client(session, security, other, scopes)
+        return Principal(name, client.id, other.id, client_token(security, client))
+
+    return Principals(
+        home=home,
+        other=other,
+        admin=person("admin", [Role.ADMIN], home),
+        auditor=person("auditor", [Role.AUDITOR], home),
+        agency_admin=person("agency_admin", [Role.AGENCY_ADMIN], other),
+        member=person("member", [], other),
+        client=system("client", [Scope.AGENCIES_READ]),
+        bare_client=system("bare_client", []),
+    )

@@ -1,0 +1,17 @@
+from fastapi.testclient import TestClient
+
+from tests.builders import Principals
+
+
+def test_healthz_and_readyz(client: TestClient) -> None:
+    assert client.get("/healthz").json()["status"] == "ok"
+    ready = client.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["status"] == "ok"
+
+
+def test_admin_reads_an_agency(client: TestClient, principals: Principals) -> None:
+    r = client.get(f"/api/v1/agencies/{principals.home.id}", headers=principals.admin.headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["name"] == "Home Agency"
+    assert r.headers["etag"] == '"1"'
