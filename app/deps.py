@@ -8,7 +8,7 @@ transaction after loading the principal and checking the permission; a refusal (
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 
 from fastapi import Depends, Request
@@ -64,6 +64,20 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 SecurityDep = Annotated[Security, Depends(get_security)]
 
 
+def route_template(scope: Mapping[str, Any]) -> str | None:
+    """The matched route's full path template (``/api/v1/agencies/{agency_id}``), if any.
+
+    FastAPI 0.16x keeps included routers nested: ``scope["route"].path`` is relative to the
+    router, and the full template lives on the effective route context it records.
+    """
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    template = getattr(context, "path_format", None)
+    if isinstance(template, str):
+        return template
+    route = scope.get("route")
+    return getattr(route, "path", None)
+
+
 def request_meta(request: Request) -> RequestMeta:
     purpose = request.headers.get(PURPOSE_HEADER)
     return RequestMeta(
@@ -84,8 +98,7 @@ class UnitOfWork:
         self.settings = get_settings(request)
         self.security = get_security(request)
         self.meta = meta
-        route = request.scope.get("route")
-        self.route = f"{request.method} {getattr(route, 'path', request.url.path)}"
+        self.route = f"{request.method} {route_template(request.scope) or request.url.path}"
 
     def refusal_detail(self) -> dict[str, Any]:
         return {"route": self.route}

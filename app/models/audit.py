@@ -46,8 +46,10 @@ class AuditEvent(SQLModel, table=True):
     purpose: str | None = Field(default=None, max_length=200)
     source_ip: str | None = Field(default=None, max_length=64)
     request_id: str | None = Field(default=None, max_length=128)
-    changes: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
-    detail: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    changes: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True))
+    )
+    detail: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True)))
 
 
 class AuditUnsealed(SQLModel, table=True):

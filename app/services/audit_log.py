@@ -7,7 +7,7 @@ import io
 import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -40,7 +40,7 @@ class AuditFilter:
     until: datetime | None = None
 
     def as_detail(self) -> dict[str, Any]:
-        return {k: audit.plain(v) for k, v in self.__dict__.items() if v is not None}
+        return {k: audit.plain(v) for k, v in asdict(self).items() if v is not None}
 
     def apply(self, stmt: Select[Any]) -> Select[Any]:
         e = AuditEvent

@@ -52,8 +52,8 @@ def upgrade() -> None:
     sa.Column('purpose', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
     sa.Column('source_ip', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('request_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
-    sa.Column('changes', sa.JSON(), nullable=True),
-    sa.Column('detail', sa.JSON(), nullable=True),
+    sa.Column('changes', sa.JSON(none_as_null=True), nullable=True),
+    sa.Column('detail', sa.JSON(none_as_null=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_event'))
     )
     with op.batch_alter_table('audit_event', schema=None) as batch_op:

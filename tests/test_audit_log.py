@@ -1,0 +1,311 @@
+"""The audit log: every access recorded in its transaction, sealed into a verifiable chain."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.models.agency import Agency
+from app.models.audit import AuditEvent, AuditSeal, AuditUnsealed
+from app.services.audit_chain import chain_key, seal_pending
+from tests.builders import Principals
+
+
+def _key(settings: Settings) -> bytes:
+    return chain_key(settings.secret_key, settings.audit_key)
+
+
+def _seal(session: Session, settings: Settings) -> int:
+    total = 0
+    while sealed := seal_pending(session, _key(settings), batch=7):
+        total += sealed
+    session.commit()
+    return total
+
+
+def _events(session: Session, **where: object) -> list[AuditEvent]:
+    session.expire_all()
+    stmt = select(AuditEvent).order_by(AuditEvent.id)  # type: ignore[arg-type]
+    for column, value in where.items():
+        stmt = stmt.where(getattr(AuditEvent, column) == value)
+    return list(session.scalars(stmt))
+
+
+def _disable_append_only(session: Session, table: str) -> None:
+    """What someone with direct database access would do before tampering."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER {table}_append_only"))
+    else:
+        session.execute(text(f"DROP TRIGGER {table}_no_update"))
+        session.execute(text(f"DROP TRIGGER {table}_no_delete"))
+
+
+def test_a_read_is_recorded_with_who_what_when_where_and_why(
+    client: TestClient, session: Session, principals: Principals
+) -> None:
+    headers = {**principals.member.headers, "X-Request-ID": "req-123", "X-Purpose": "MARAC prep"}
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    r = client.get(f"/api/v1/agencies/{principals.home.id}", headers=headers)
+    assert r.status_code == 200
+    (event,) = _events(session, action="agency.read")
+    assert event.actor_type == "user"
+    assert event.actor_id == principals.member.id
+    assert event.actor_agency_id == principals.member.agency_id
+    assert event.resource_type == "agency"
+    assert event.resource_id == str(principals.home.id)
+    assert event.outcome == "success"
+    assert event.request_id == "req-123"
+    assert event.purpose == "MARAC prep"
+    assert event.source_ip
+    assert event.occurred_at >= before
+
+
+def test_a_refused_read_is_recorded(
+    client: TestClient, session: Session, principals: Principals
+) -> None:
+    missing = uuid.uuid4()
+    r = client.get(f"/api/v1/agencies/{missing}", headers=principals.member.headers)
+    assert r.status_code == 404
+    (event,) = _events(session, action="access.refused")
+    assert event.outcome == "not_found"
+    assert event.resource_id == str(missing)
+    assert event.actor_id == principals.member.id
+    assert event.detail is not None
+    assert event.detail["route"] == "GET /api/v1/agencies/{agency_id}"
+
+
+def test_a_failed_change_leaves_no_success_event_and_no_change(
+    client: TestClient, session: Session, principals: Principals
+) -> None:
+    r = client.post(
+        "/api/v1/agencies",
+        json={"name": principals.home.name.upper(), "kind": "police"},
+        headers=principals.admin.headers,
+    )
+    assert r.status_code == 409
+    assert _events(session, action="agency.create") == []
+    (refusal,) = _events(session, action="access.refused")
+    assert refusal.outcome == "conflict"
+
+
+def test_when_the_event_cannot_be_written_the_change_is_not_made(
+    app: FastAPI, session: Session, principals: Principals
+) -> None:
+    client = TestClient(app, raise_server_exceptions=False)
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text(
+                "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'audit store unavailable'; END $$"
+            )
+        )
+        session.execute(
+            text(
+                "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_event "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_audit()"
+            )
+        )
+    else:
+        session.execute(
+            text(
+                "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_event "
+                "BEGIN SELECT RAISE(ABORT, 'audit store unavailable'); END"
+            )
+        )
+    session.commit()
+    r = client.patch(
+        f"/api/v1/agencies/{principals.home.id}",
+        json={"short_name": "CHANGED"},
+        headers=principals.admin.headers,
+    )
+    assert r.status_code >= 500
+    assert r.headers["content-type"].startswith("application/problem+json")
+    session.expire_all()
+    agency = session.get(Agency, principals.home.id)
+    assert agency is not None
+    assert agency.short_name is None
+    assert agency.version == 1
+
+
+def test_sealed_chain_verifies(
+    client: TestClient, session: Session, settings: Settings, principals: Principals
+) -> None:
+    for _ in range(5):
+        client.get(f"/api/v1/agencies/{principals.home.id}", headers=principals.member.headers)
+    sealed = _seal(session, settings)
+    assert sealed >= 5
+    assert session.scalar(select(AuditUnsealed.event_id)) is None  # type: ignore[call-overload]
+    r = client.get("/api/v1/audit/verify", headers=principals.auditor.headers)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["ok"] is True
+    assert body["first_break"] is None
+    assert body["sealed_events"] == sealed
+    assert body["head_chain_index"] == sealed - 1
+    assert len(body["head_hash"]) == 64
+
+
+def test_sealing_continues_the_chain_across_batches(
+    client: TestClient, session: Session, settings: Settings, principals: Principals
+) -> None:
+    client.get("/api/v1/me", headers=principals.member.headers)
+    first = _seal(session, settings)
+    client.get("/api/v1/me", headers=principals.member.headers)
+    second = _seal(session, settings)
+    seals = list(session.scalars(select(AuditSeal).order_by(AuditSeal.chain_index)))  # type: ignore[arg-type]
+    assert [s.chain_index for s in seals] == list(range(first + second))
+    for earlier, later in zip(seals, seals[1:], strict=False):
+        assert later.prev_hash == earlier.hash
+
+
+def test_verify_finds_an_edited_event(
+    client: TestClient, session: Session, settings: Settings, principals: Principals
+) -> None:
+    for _ in range(3):
+        client.get(f"/api/v1/agencies/{principals.home.id}", headers=principals.member.headers)
+    _seal(session, settings)
+    victim = _events(session, action="agency.read")[1]
+    _disable_append_only(session, "audit_event")
+    session.execute(
+        text("UPDATE audit_event SET actor_id = NULL WHERE id = :id"), {"id": victim.id}
+    )
+    session.commit()
+    body = client.get("/api/v1/audit/verify", headers=principals.auditor.headers).json()
+    assert body["ok"] is False
+    assert body["first_break"]["event_id"] == victim.id
+    assert "altered" in body["first_break"]["reason"]
+
+
+def test_verify_finds_a_removed_seal(
+    client: TestClient, session: Session, settings: Settings, principals: Principals
+) -> None:
+    for _ in range(3):
+        client.get("/api/v1/me", headers=principals.member.headers)
+    _seal(session, settings)
+    _disable_append_only(session, "audit_seal")
+    session.execute(text("DELETE FROM audit_seal WHERE chain_index = 1"))
+    session.commit()
+    body = client.get("/api/v1/audit/verify", headers=principals.auditor.headers).json()
+    assert body["ok"] is False
+    assert body["first_break"]["chain_index"] == 1
+    assert "missing" in body["first_break"]["reason"]
+
+
+def test_verify_finds_an_event_slipped_in_behind_the_service(
+    client: TestClient, session: Session, settings: Settings, principals: Principals
+) -> None:
+    client.get("/api/v1/me", headers=principals.member.headers)
+    _seal(session, settings)
+    forged = AuditEvent(actor_type="user", action="agency.read", outcome="success")
+    session.add(forged)
+    session.commit()
+    body = client.get("/api/v1/audit/verify", headers=principals.auditor.headers).json()
+    assert body["ok"] is False
+    assert body["first_break"]["event_id"] == forged.id
+
+
+@pytest.mark.parametrize("statement", ["UPDATE audit_event SET action = 'x'", "DELETE FROM audit_event"])
+def test_the_database_refuses_to_change_audit_events(
+    client: TestClient, session: Session, principals: Principals, statement: str
+) -> None:
+    client.get("/api/v1/me", headers=principals.member.headers)
+    with pytest.raises(DBAPIError, match="append-only"):
+        session.execute(text(statement))
+
+
+def test_the_database_refuses_to_change_seals(
+    client: TestClient, session: Session, settings: Settings, principals: Principals
+) -> None:
+    client.get("/api/v1/me", headers=principals.member.headers)
+    _seal(session, settings)
+    with pytest.raises(DBAPIError, match="append-only"):
+        session.execute(text("UPDATE audit_seal SET hash = 'x'"))
+
+
+def test_auditors_filter_and_page_the_log(
+    client: TestClient, session: Session, principals: Principals
+) -> None:
+    for _ in range(3):
+        client.get(f"/api/v1/agencies/{principals.home.id}", headers=principals.member.headers)
+    client.get("/api/v1/me", headers=principals.admin.headers)
+    params = {"actor_id": str(principals.member.id), "action": "agency.read", "limit": 2}
+    first = client.get("/api/v1/audit/events", params=params, headers=principals.auditor.headers)
+    assert first.status_code == 200, first.text
+    page = first.json()
+    assert len(page["items"]) == 2
+    assert page["items"][0]["id"] > page["items"][1]["id"]  # newest first
+    second = client.get(
+        "/api/v1/audit/events",
+        params={**params, "cursor": page["next_cursor"]},
+        headers=principals.auditor.headers,
+    ).json()
+    assert len(second["items"]) == 1
+    assert second["next_cursor"] is None
+    ids = {e["id"] for e in page["items"]} | {e["id"] for e in second["items"]}
+    assert len(ids) == 3
+    every = page["items"] + second["items"]
+    assert all(e["actor_id"] == str(principals.member.id) for e in every)
+    by_agency = client.get(
+        "/api/v1/audit/events",
+        params={"agency_id": str(principals.admin.agency_id), "action": "self.read"},
+        headers=principals.auditor.headers,
+    ).json()
+    assert [e["actor_id"] for e in by_agency["items"]] == [str(principals.admin.id)]
+    # The auditor's own queries are audited too.
+    assert _events(session, action="audit.query", actor_id=principals.auditor.id)
+
+
+def test_time_window_filters(
+    client: TestClient, session: Session, principals: Principals
+) -> None:
+    client.get("/api/v1/me", headers=principals.member.headers)
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    headers = principals.auditor.headers
+    none = client.get("/api/v1/audit/events", params={"since": future}, headers=headers).json()
+    assert none["items"] == []
+    some = client.get(
+        "/api/v1/audit/events", params={"since": past, "until": future}, headers=headers
+    ).json()
+    assert some["items"]
+    backwards = client.get(
+        "/api/v1/audit/events", params={"since": future, "until": past}, headers=headers
+    )
+    assert backwards.status_code == 422
+    assert backwards.headers["content-type"].startswith("application/problem+json")
+
+
+def test_csv_export(client: TestClient, session: Session, principals: Principals) -> None:
+    client.get(
+        f"/api/v1/agencies/{principals.home.id}",
+        headers={**principals.member.headers, "X-Purpose": "=HYPERLINK(\"x\")"},
+    )
+    r = client.get(
+        "/api/v1/audit/events/export",
+        params={"action": "agency.read"},
+        headers=principals.auditor.headers,
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/csv")
+    assert "attachment" in r.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert len(rows) == 1
+    assert rows[0]["actor_id"] == str(principals.member.id)
+    assert rows[0]["purpose"].startswith("'=")  # defused for spreadsheets
+    assert _events(session, action="audit.export")
+
+
+def test_non_auditors_cannot_read_the_log(client: TestClient, principals: Principals) -> None:
+    for who in (principals.admin, principals.member, principals.client):
+        for path in ("/api/v1/audit/events", "/api/v1/audit/verify", "/api/v1/audit/events/export"):
+            assert client.get(path, headers=who.headers).status_code == 403
