@@ -103,9 +103,19 @@ def security(settings: Settings) -> Security:
     return Security(settings)
 
 
+@pytest.fixture(scope="session")
+def shared_app(settings: Settings, engine: Engine) -> FastAPI:
+    """Building the app costs more than most tests; build it once and swap its database."""
+    return create_app(settings, Database(engine, inline=settings.is_sqlite))
+
+
 @pytest.fixture
-def app(settings: Settings, db: Database) -> FastAPI:
-    return create_app(settings, db)
+def app(shared_app: FastAPI, db: Database) -> Iterator[FastAPI]:
+    """The app, bound for this test to the test's rolled-back transaction."""
+    original = shared_app.state.db
+    shared_app.state.db = db
+    yield shared_app
+    shared_app.state.db = original
 
 
 @pytest.fixture
