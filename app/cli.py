@@ -39,6 +39,7 @@ def serve(
         access_log=False,  # the app logs each request without query strings
         proxy_headers=True,
         server_header=False,
+        log_config=None,  # keep the JSON logging configured by the app
     )
 
 
