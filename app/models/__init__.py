@@ -1,4 +1,15 @@
 """Table models and their API schemas, one module per domain. Importing this package
 registers every table on the shared metadata (Alembic and the tests rely on it)."""
 
-from app.models import agency, api_client, audit, refresh_token, user  # noqa: F401
+from app.models import (  # noqa: F401
+    agency,
+    api_client,
+    audit,
+    case,
+    idempotency,
+    panel,
+    person,
+    referral,
+    refresh_token,
+    user,
+)

@@ -46,9 +46,7 @@ class AuditEvent(SQLModel, table=True):
     purpose: str | None = Field(default=None, max_length=200)
     source_ip: str | None = Field(default=None, max_length=64)
     request_id: str | None = Field(default=None, max_length=128)
-    changes: dict[str, Any] | None = Field(
-        default=None, sa_column=Column(JSON(none_as_null=True))
-    )
+    changes: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True)))
     detail: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True)))
 
 
