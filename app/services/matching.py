@@ -1,0 +1,179 @@
+"""Person matching: normalised names (nicknames and initials tolerated), date of birth,
+postcode. Candidates are fetched through indexes, then scored here."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date
+from difflib import SequenceMatcher
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from app.models.person import Person
+
+NICKNAMES = {
+    "abby": "abigail",
+    "alex": "alexander",
+    "andy": "andrew",
+    "becky": "rebecca",
+    "beth": "elizabeth",
+    "bill": "william",
+    "billy": "william",
+    "bob": "robert",
+    "bobby": "robert",
+    "cathy": "catherine",
+    "charlie": "charles",
+    "chris": "christopher",
+    "dan": "daniel",
+    "danny": "daniel",
+    "dave": "david",
+    "ed": "edward",
+    "eddie": "edward",
+    "fred": "frederick",
+    "harry": "henry",
+    "jack": "john",
+    "jim": "james",
+    "jimmy": "james",
+    "jen": "jennifer",
+    "jenny": "jennifer",
+    "jo": "joanne",
+    "joe": "joseph",
+    "johnny": "john",
+    "jon": "jonathan",
+    "kate": "katherine",
+    "katie": "katherine",
+    "kathy": "katherine",
+    "liz": "elizabeth",
+    "lizzie": "elizabeth",
+    "maggie": "margaret",
+    "matt": "matthew",
+    "meg": "margaret",
+    "mick": "michael",
+    "mike": "michael",
+    "nick": "nicholas",
+    "pat": "patricia",
+    "peggy": "margaret",
+    "rob": "robert",
+    "sam": "samuel",
+    "steve": "stephen",
+    "sue": "susan",
+    "ted": "edward",
+    "tom": "thomas",
+    "tony": "anthony",
+    "vicky": "victoria",
+    "will": "william",
+}
+CANDIDATE_CAP = 200
+LIKELY_DUPLICATE = 0.6
+
+
+def name_key(name: str) -> str:
+    """Lower-case ASCII letters only: "Zoë O'Brien-Smith" -> 'zoeobriensmith'."""
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z]", "", folded.lower())[:100]
+
+
+def given_key(name: str) -> str:
+    """The first given name, nicknames mapped to their usual full form."""
+    first = name.strip().split()[0] if name.strip() else ""
+    key = name_key(first)
+    return NICKNAMES.get(key, key)
+
+
+def postcode_key(postcode: str | None) -> str | None:
+    if not postcode:
+        return None
+    key = re.sub(r"[^A-Z0-9]", "", postcode.upper())
+    return key[:10] or None
+
+
+@dataclass(frozen=True)
+class Query:
+    family: str | None
+    given: str | None
+    date_of_birth: date | None
+    postcode: str | None
+
+    @classmethod
+    def parse(cls, name: str | None, dob: date | None, postcode: str | None) -> Query:
+        """``name`` is "given family" or "family"; a single token is taken as the family name."""
+        parts = (name or "").split()
+        family = name_key(parts[-1]) if parts else None
+        given = given_key(" ".join(parts[:-1])) if len(parts) > 1 else None
+        return cls(family or None, given or None, dob, postcode_key(postcode))
+
+
+def _given_score(query: str, candidate: Person) -> tuple[float, str | None]:
+    if query == candidate.given_key:
+        return 0.2, "given_name"
+    if len(query) == 1 or len(candidate.given_key) == 1:
+        if query[:1] == candidate.given_key[:1]:
+            return 0.1, "initial"
+    elif SequenceMatcher(None, query, candidate.given_key).ratio() >= 0.8:
+        return 0.12, "given_name_similar"
+    return 0.0, None
+
+
+def _family_score(query: str, candidate: Person) -> tuple[float, str | None]:
+    if query == candidate.family_key:
+        return 0.35, "family_name"
+    if any(name_key(alias.split()[-1]) == query for alias in candidate.aliases if alias.split()):
+        return 0.3, "alias"
+    if SequenceMatcher(None, query, candidate.family_key).ratio() >= 0.85:
+        return 0.25, "family_name_similar"
+    return 0.0, None
+
+
+def _dob_score(query: date, born: date | None) -> tuple[float, str | None]:
+    if born is None:
+        return 0.0, None
+    if query == born:
+        return 0.3, "date_of_birth"
+    swapped = query.day <= 12 and born == date(query.year, query.day, query.month)
+    if swapped or (query.month, query.day) == (born.month, born.day):
+        return 0.12, "date_of_birth_partial"
+    return 0.0, None
+
+
+def score(query: Query, candidate: Person) -> tuple[float, list[str]]:
+    """A 0-1 likelihood that ``candidate`` is the person described, and what matched."""
+    parts: list[tuple[float, str | None]] = []
+    if query.family:
+        parts.append(_family_score(query.family, candidate))
+    if query.given:
+        parts.append(_given_score(query.given, candidate))
+    if query.date_of_birth:
+        parts.append(_dob_score(query.date_of_birth, candidate.date_of_birth))
+    if query.postcode and candidate.postcode_key:
+        if query.postcode == candidate.postcode_key:
+            parts.append((0.15, "postcode"))
+        elif query.postcode[:-3] == candidate.postcode_key[:-3]:
+            parts.append((0.06, "postcode_district"))
+    total = min(1.0, sum(points for points, _ in parts))
+    return round(total, 3), [why for _, why in parts if why]
+
+
+def candidates(
+    session: Session, query: Query, visible: Any = None, limit: int = 20
+) -> list[tuple[Person, float, list[str]]]:
+    """Scored candidates, best first. Each lookup is served by an index on person."""
+    lookups = []
+    if query.family:
+        lookups.append(Person.family_key == query.family)
+    if query.date_of_birth:
+        lookups.append(Person.date_of_birth == query.date_of_birth)
+    if query.postcode:
+        lookups.append(Person.postcode_key == query.postcode)
+    if not lookups:
+        return []
+    stmt = select(Person).where(or_(*lookups))  # type: ignore[arg-type]
+    if visible is not None:
+        stmt = stmt.where(visible)
+    scored = [(p, *score(query, p)) for p in session.scalars(stmt.limit(CANDIDATE_CAP))]
+    scored = [row for row in scored if row[1] > 0]
+    scored.sort(key=lambda row: (-row[1], row[0].family_name, str(row[0].id)))
+    return scored[:limit]
