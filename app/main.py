@@ -18,7 +18,19 @@ from app.errors import install_error_handlers
 from app.logging import configure_logging
 from app.middleware import RequestContextMiddleware
 from app.migrations_state import head_revisions
-from app.routers import agencies, api_clients, audit, auth, health, me, users
+from app.routers import (
+    agencies,
+    api_clients,
+    audit,
+    auth,
+    cases,
+    health,
+    me,
+    panels,
+    people,
+    referrals,
+    users,
+)
 from app.security import Security
 from app.services.audit_chain import chain_key, seal_pending
 
@@ -89,6 +101,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     for module in (auth, me, agencies, users, api_clients, audit):
         api.include_router(module.router)
     app.include_router(api)
+    for module in (panels, people, referrals, cases):
+        app.include_router(module.router)
     app.include_router(health.router)
 
     if settings.cors_origins:

@@ -21,6 +21,15 @@ class Permission(StrEnum):
     API_CLIENT_WRITE = "api_client:write"
     AUDIT_READ = "audit:read"
     AUDIT_VERIFY = "audit:verify"
+    PANEL_READ = "panel:read"
+    PANEL_WRITE = "panel:write"
+    PANEL_MEMBERS_READ = "panel_members:read"
+    PERSON_SEARCH = "person:search"
+    REFERRAL_SUBMIT = "referral:submit"
+    REFERRAL_READ = "referral:read"
+    REFERRAL_TRIAGE = "referral:triage"
+    CASE_READ = "case:read"
+    CASE_WRITE = "case:write"
 
 
 class Role(StrEnum):
@@ -35,11 +44,34 @@ class Scope(StrEnum):
     """What a partner system's API client may be granted."""
 
     AGENCIES_READ = "agencies:read"
+    PANELS_READ = "panels:read"
+    REFERRALS_WRITE = "referrals:write"
+    REFERRALS_READ = "referrals:read"
+    CASES_READ = "cases:read"
 
 
 # Every signed-in person, whatever their role.
 USER_BASE: frozenset[Permission] = frozenset(
-    {Permission.SELF_READ, Permission.SELF_MANAGE, Permission.AGENCY_READ}
+    {
+        Permission.SELF_READ,
+        Permission.SELF_MANAGE,
+        Permission.AGENCY_READ,
+        Permission.PANEL_READ,
+        Permission.PANEL_MEMBERS_READ,
+        Permission.REFERRAL_SUBMIT,
+        Permission.REFERRAL_READ,
+    }
+)
+
+# Case work. What a person may see of it comes from their panel roles (app.policies); the
+# partnership-wide system roles never get it, so admins and auditors see no case content.
+CASEWORK: frozenset[Permission] = frozenset(
+    {
+        Permission.PERSON_SEARCH,
+        Permission.REFERRAL_TRIAGE,
+        Permission.CASE_READ,
+        Permission.CASE_WRITE,
+    }
 )
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -51,6 +83,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.ROLE_ASSIGN,
             Permission.API_CLIENT_READ,
             Permission.API_CLIENT_WRITE,
+            Permission.PANEL_WRITE,
         }
     ),
     Role.AUDITOR: frozenset(
@@ -69,7 +102,14 @@ CLIENT_BASE: frozenset[Permission] = frozenset({Permission.SELF_READ})
 
 SCOPE_PERMISSIONS: dict[Scope, frozenset[Permission]] = {
     Scope.AGENCIES_READ: frozenset({Permission.AGENCY_READ}),
+    Scope.PANELS_READ: frozenset({Permission.PANEL_READ}),
+    Scope.REFERRALS_WRITE: frozenset({Permission.REFERRAL_SUBMIT, Permission.REFERRAL_READ}),
+    Scope.REFERRALS_READ: frozenset({Permission.REFERRAL_READ}),
+    Scope.CASES_READ: frozenset({Permission.CASE_READ}),
 }
+
+# System roles that see no case content, whatever panel roles they are given.
+NO_CASEWORK: frozenset[Role] = frozenset({Role.ADMIN, Role.AUDITOR})
 
 # A password-authenticated session of someone who must enrol a second factor before anything.
 MFA_ENROLMENT_SCOPE = "mfa_enrolment"
@@ -80,6 +120,8 @@ MFA_ENROLMENT_PERMISSIONS: frozenset[Permission] = frozenset(
 
 def user_permissions(roles: list[str]) -> frozenset[Permission]:
     perms = set(USER_BASE)
+    if not NO_CASEWORK.intersection(Role(r) for r in roles):
+        perms |= CASEWORK
     for role in roles:
         perms |= ROLE_PERMISSIONS.get(Role(role), frozenset())
     return frozenset(perms)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import true
+from sqlalchemy import and_, exists, false, or_, select, true
 
-from app.actor import Actor
+from app.actor import Actor, ActorKind
 from app.models.api_client import ApiClient
+from app.models.case import Case, CaseExclusion, CasePerson
+from app.models.panel import MANAGING_ROLES, PanelMember, PanelRole
+from app.models.person import Person
+from app.models.referral import Referral, ReferralPerson
 from app.models.user import User
-from app.permissions import Role
+from app.permissions import Permission, Role
 
 _PARTNERSHIP_WIDE = {Role.ADMIN, Role.AUDITOR}
 
@@ -30,3 +34,73 @@ def visible_api_clients(actor: Actor) -> Any:
     if _partnership_wide(actor):
         return true()
     return ApiClient.agency_id == actor.agency_id
+
+
+# Case work ---------------------------------------------------------------------------------
+# A user takes part in a panel through a panel role, and only while their agency is a member;
+# an API client through its agency's membership. A case excludes named agencies outright.
+
+
+def member_panel_ids(actor: Actor) -> Any:
+    """Panels the actor takes part in (subquery of panel ids)."""
+    if actor.kind is ActorKind.API_CLIENT:
+        return select(PanelMember.panel_id).where(PanelMember.agency_id == actor.agency_id)
+    return (
+        select(PanelRole.panel_id)
+        .join(
+            PanelMember,
+            and_(
+                PanelMember.panel_id == PanelRole.panel_id,
+                PanelMember.agency_id == actor.agency_id,
+            ),
+        )
+        .where(PanelRole.user_id == actor.id)
+    )
+
+
+def managed_panel_ids(actor: Actor) -> Any:
+    """Panels the actor chairs or coordinates (subquery of panel ids)."""
+    if actor.kind is not ActorKind.USER or not actor.can(Permission.REFERRAL_TRIAGE):
+        return select(PanelRole.panel_id).where(false())
+    return member_panel_ids(actor).where(PanelRole.role.in_(MANAGING_ROLES))
+
+
+def _excluded(case_id: Any, actor: Actor) -> Any:
+    return exists().where(
+        CaseExclusion.case_id == case_id, CaseExclusion.agency_id == actor.agency_id
+    )
+
+
+def visible_cases(actor: Actor) -> Any:
+    """Cases of the actor's panels that do not exclude the actor's agency."""
+    if not actor.can(Permission.CASE_READ):
+        return false()
+    return and_(Case.panel_id.in_(member_panel_ids(actor)), ~_excluded(Case.id, actor))
+
+
+def visible_referrals(actor: Actor) -> Any:
+    """Own referrals; every referral of a panel one runs; triaged ones behind visible cases."""
+    own = Referral.submitted_by_id == actor.id
+    if not actor.can(Permission.CASE_READ):
+        return own
+    not_excluded = or_(Referral.case_id.is_(None), ~_excluded(Referral.case_id, actor))
+    managed = and_(Referral.panel_id.in_(managed_panel_ids(actor)), not_excluded)
+    triaged = Referral.case_id.in_(select(Case.id).where(visible_cases(actor)))
+    return or_(own, managed, triaged)
+
+
+def visible_people(actor: Actor) -> Any:
+    """People on visible cases, or on referrals to panels the actor runs."""
+    if not actor.can(Permission.CASE_READ):
+        return false()
+    on_cases = (
+        select(CasePerson.person_id)
+        .join(Case, Case.id == CasePerson.case_id)
+        .where(visible_cases(actor))
+    )
+    on_referrals = (
+        select(ReferralPerson.person_id)
+        .join(Referral, Referral.id == ReferralPerson.referral_id)
+        .where(Referral.panel_id.in_(managed_panel_ids(actor)))
+    )
+    return or_(Person.id.in_(on_cases), Person.id.in_(on_referrals))

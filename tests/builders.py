@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from app.models.agency import Agency, AgencyKind
 from app.models.api_client import ApiClient
 from app.models.base import utcnow
+from app.models.panel import Panel, PanelMember, PanelRole
 from app.models.user import User
 from app.permissions import Role, Scope
 from app.security import Security
@@ -147,3 +148,68 @@ def make_principals(session: Session, security: Security) -> Principals:
         client=system("client", [Scope.AGENCIES_READ]),
         bare_client=system("bare_client", []),
     )
+
+
+def make_panel(
+    session: Session,
+    panel_type: str = "dv_marac",
+    agencies: list[Agency] | None = None,
+    *,
+    name: str | None = None,
+    config: dict[str, object] | None = None,
+) -> Panel:
+    panel = Panel(
+        panel_type=panel_type,
+        name=name or f"{panel_type} {uuid.uuid4().hex[:6]}",
+        area="Bexley",
+        config=config or {},
+    )
+    session.add(panel)
+    session.flush()
+    for agency in agencies or []:
+        session.add(PanelMember(panel_id=panel.id, agency_id=agency.id, may_refer=True))
+    session.commit()
+    return panel
+
+
+def give_role(session: Session, panel: Panel, user_id: uuid.UUID, role: str) -> None:
+    session.add(PanelRole(panel_id=panel.id, user_id=user_id, role=role))
+    session.commit()
+
+
+def dash(yes: int) -> list[str]:
+    """24 DASH answers with ``yes`` of them 'yes'."""
+    return ["yes"] * yes + ["no"] * (24 - yes)
+
+
+def dv_referral(panel_id: uuid.UUID, *, yes: int = 15, victim: dict[str, object] | None = None,
+                **form: object) -> dict[str, object]:
+    """A valid DV MARAC referral body (visible high risk unless the form says otherwise)."""
+    return {
+        "panel_id": str(panel_id),
+        "referral_date": "2026-11-20",
+        "referrer": {"name": "DC Sam Officer", "email": "sam.officer@police.example.org"},
+        "people": [
+            {
+                "role": "victim",
+                "details": victim
+                or {
+                    "given_name": "Jane",
+                    "family_name": "Doe",
+                    "date_of_birth": "1990-04-01",
+                    "postcode": "DA6 7AT",
+                    "safe_contact": {"phone": "07700 900123", "safe_times": "weekdays 10-12"},
+                },
+            },
+            {
+                "role": "perpetrator",
+                "details": {"given_name": "John", "family_name": "Roe",
+                            "date_of_birth": "1988-02-02"},
+            },
+        ],
+        "form": {"criterion": "visible_high_risk", "dash_answers": dash(yes),
+                 "children_in_household": 2, **form},
+        "consent": {"status": "not_sought", "lawful_basis": "crime_and_disorder_act_1998_s115",
+                    "reason": "Risk of serious harm; seeking consent would increase the risk"},
+        "crime_reference": "CAD1234/20NOV26",
+    }

@@ -141,7 +141,7 @@ class ScreeningIn(BaseModel):
 
 
 class ReferralPersonPublic(BaseModel):
-    person_id: uuid.UUID
+    person_id: uuid.UUID | None = PydField(description="Withheld from a referrer off the panel")
     role: str
 
 
@@ -158,26 +158,14 @@ class ReferralPublic(BaseModel):
     assessment: dict[str, Any]
     risk_level: str | None
     consent: dict[str, Any]
-    is_repeat: bool
+    is_repeat: bool | None = PydField(description="Withheld from a referrer off the panel")
     repeat_of_case_id: uuid.UUID | None
-    possible_duplicates: int
+    possible_duplicates: int | None
     screening_outcome: str | None
     decision: str | None
     decision_reason: str | None
     decided_at: datetime | None
     case_id: uuid.UUID | None
     version: int
-    created_at: datetime
-    updated_at: datetime | None
-
-
-class ReferralStatusPublic(BaseModel):
-    """What a referrer who is not on the panel sees of their own referral."""
-
-    id: uuid.UUID
-    panel_id: uuid.UUID
-    status: ReferralStatus
-    referral_date: date
-    decision_reason: str | None
     created_at: datetime
     updated_at: datetime | None

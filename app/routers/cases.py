@@ -1,0 +1,119 @@
+"""/api/v1/cases: read what you may see; the panel's managers change it; consents, exclusions."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response, status
+
+from app.deps import Caller, require
+from app.etags import etag
+from app.models.case import (
+    CasePublic,
+    CaseStatus,
+    CaseSummary,
+    CaseUpdate,
+    ConsentIn,
+    ConsentPublic,
+    ExclusionIn,
+    ExclusionPublic,
+    RiskLevel,
+)
+from app.openapi import AUTHED, READ_ONE, UPDATE, IfMatch, problems
+from app.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
+from app.permissions import Permission
+from app.services import cases
+
+router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
+
+Reader = Annotated[Caller, Depends(require(Permission.CASE_READ))]
+Writer = Annotated[Caller, Depends(require(Permission.CASE_WRITE))]
+
+
+@router.get("", response_model=Page[CaseSummary], responses=problems(*AUTHED))
+async def list_cases(
+    caller: Reader,
+    panel_id: uuid.UUID | None = None,
+    status: CaseStatus | None = None,
+    risk_level: RiskLevel | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Page[CaseSummary]:
+    """Cases of the panels you sit on, except those your agency is excluded from."""
+    items, next_cursor = await caller(
+        cases.list_cases,
+        panel_id,
+        status,
+        risk_level.value if risk_level else None,
+        cursor,
+        limit,
+    )
+    return Page(items=[CaseSummary.model_validate(c) for c in items], next_cursor=next_cursor)
+
+
+@router.get("/{case_id}", response_model=CasePublic, responses=problems(*READ_ONE))
+async def get_case(caller: Reader, case_id: uuid.UUID, response: Response) -> CasePublic:
+    case = await caller(cases.get_case, case_id)
+    response.headers["ETag"] = etag(case.version)
+    return case
+
+
+@router.patch("/{case_id}", response_model=CasePublic, responses=problems(*UPDATE))
+async def update_case(
+    caller: Writer,
+    case_id: uuid.UUID,
+    body: CaseUpdate,
+    response: Response,
+    if_match: IfMatch = None,
+) -> CasePublic:
+    """Status, stage, risk level, lead agency, keyworker (coordinator or chair)."""
+    case = await caller(cases.update_case, case_id, body, if_match)
+    response.headers["ETag"] = etag(case.version)
+    return case
+
+
+@router.get(
+    "/{case_id}/consents", response_model=list[ConsentPublic], responses=problems(*READ_ONE)
+)
+async def list_consents(caller: Reader, case_id: uuid.UUID) -> list[ConsentPublic]:
+    return [ConsentPublic.model_validate(c) for c in await caller(cases.list_consents, case_id)]
+
+
+@router.post(
+    "/{case_id}/consents",
+    response_model=ConsentPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=problems(*UPDATE),
+)
+async def record_consent(caller: Writer, case_id: uuid.UUID, body: ConsentIn) -> ConsentPublic:
+    """Consent per person and purpose, or the lawful basis and reason for sharing without."""
+    return ConsentPublic.model_validate(await caller(cases.record_consent, case_id, body))
+
+
+@router.get(
+    "/{case_id}/exclusions", response_model=list[ExclusionPublic], responses=problems(*READ_ONE)
+)
+async def list_exclusions(caller: Writer, case_id: uuid.UUID) -> list[ExclusionPublic]:
+    return [ExclusionPublic.model_validate(e) for e in await caller(cases.list_exclusions, case_id)]
+
+
+@router.post(
+    "/{case_id}/exclusions",
+    response_model=ExclusionPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=problems(*UPDATE),
+)
+async def add_exclusion(caller: Writer, case_id: uuid.UUID, body: ExclusionIn) -> ExclusionPublic:
+    """Keep an agency (say, the perpetrator's employer) out of this case entirely."""
+    return ExclusionPublic.model_validate(await caller(cases.add_exclusion, case_id, body))
+
+
+@router.delete(
+    "/{case_id}/exclusions/{agency_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problems(*UPDATE),
+)
+async def remove_exclusion(caller: Writer, case_id: uuid.UUID, agency_id: uuid.UUID) -> Response:
+    await caller(cases.remove_exclusion, case_id, agency_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

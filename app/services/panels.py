@@ -1,0 +1,263 @@
+"""Panels: created and configured by admins; member agencies and users' panel roles."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.actor import Actor
+from app.audit import AuditAction
+from app.errors import Conflict, Forbidden, Invalid, NotFound
+from app.etags import check_if_match
+from app.models.agency import Agency
+from app.models.base import utcnow
+from app.models.panel import (
+    MemberAgencyPublic,
+    MembersUpdate,
+    MemberUserPublic,
+    Panel,
+    PanelCreate,
+    PanelMember,
+    PanelMembers,
+    PanelRole,
+    PanelTypePublic,
+    PanelUpdate,
+)
+from app.models.user import User
+from app.pagination import paginate
+from app.panels import PANEL_TYPES
+from app.panels.base import PanelConfig
+from app.permissions import Permission
+
+_AUDITED = ("name", "area", "config", "is_active")
+
+
+def list_types(session: Session, actor: Actor) -> list[PanelTypePublic]:
+    """The installed panel types and their referral form schemas."""
+    audit.record(session, actor, AuditAction.PANEL_TYPES_READ, resource_type="panel_type")
+    return [
+        PanelTypePublic(
+            key=t.key,
+            title=t.title,
+            reference_prefix=t.reference_prefix,
+            person_roles=list(t.person_roles),
+            requires_screening=t.requires_screening,
+            isolated=t.isolated,
+            stages=list(t.stages),
+            default_config=t.defaults,
+            referral_form_schema=t.schema(),
+        )
+        for t in PANEL_TYPES.values()
+    ]
+
+
+def config_of(panel: Panel) -> PanelConfig:
+    """The panel's effective configuration: its type's defaults with its overrides."""
+    defaults = PANEL_TYPES[panel.panel_type].defaults
+    return PanelConfig.model_validate({**defaults.model_dump(), **panel.config})
+
+
+def list_panels(
+    session: Session,
+    actor: Actor,
+    panel_type: str | None,
+    is_active: bool | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Panel], str | None]:
+    """Every panel (the directory of panels is not confidential; their cases are)."""
+    stmt = select(Panel)
+    if panel_type is not None:
+        stmt = stmt.where(Panel.panel_type == panel_type)  # type: ignore[arg-type]
+    if is_active is not None:
+        stmt = stmt.where(Panel.is_active == is_active)  # type: ignore[arg-type]
+    page = paginate(session, stmt, [(Panel.name, str), (Panel.id, uuid.UUID)], cursor, limit)
+    audit.record(
+        session,
+        actor,
+        AuditAction.PANEL_LIST,
+        resource_type="panel",
+        detail={"returned": len(page[0])},
+    )
+    return page
+
+
+def get_panel_row(session: Session, panel_id: uuid.UUID, *, for_update: bool = False) -> Panel:
+    panel = session.get(Panel, panel_id, with_for_update=for_update)
+    if panel is None:
+        raise NotFound("panel", panel_id)
+    return panel
+
+
+def get_panel(session: Session, actor: Actor, panel_id: uuid.UUID) -> Panel:
+    """One panel with its configuration."""
+    panel = get_panel_row(session, panel_id)
+    audit.record(
+        session, actor, AuditAction.PANEL_READ, resource_type="panel", resource_id=panel.id
+    )
+    return panel
+
+
+def _snapshot(panel: Panel) -> dict[str, Any]:
+    return {f: getattr(panel, f) for f in _AUDITED}
+
+
+def create_panel(session: Session, actor: Actor, data: PanelCreate) -> Panel:
+    """Create a panel of an installed type, with configuration overriding the type's defaults."""
+    panel_type = PANEL_TYPES.get(data.panel_type)
+    if panel_type is None:
+        raise Invalid(f"Unknown panel type '{data.panel_type}'; see GET /api/v1/panel-types")
+    if session.scalar(select(Panel.id).where(func.lower(Panel.name) == data.name.lower())):  # type: ignore[call-overload]
+        raise Conflict(f"A panel named '{data.name}' already exists", resource_type="panel")
+    overrides = data.config.model_dump(exclude_none=True, mode="json") if data.config else {}
+    panel = Panel(panel_type=panel_type.key, name=data.name, area=data.area, config=overrides)
+    session.add(panel)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        AuditAction.PANEL_CREATE,
+        resource_type="panel",
+        resource_id=panel.id,
+        changes=audit.diff({}, {"panel_type": panel.panel_type, **_snapshot(panel)}),
+    )
+    return panel
+
+
+def update_panel(
+    session: Session, actor: Actor, panel_id: uuid.UUID, data: PanelUpdate, if_match: str | None
+) -> Panel:
+    """Rename, re-area, re-configure or (de)activate a panel."""
+    panel = get_panel_row(session, panel_id, for_update=True)
+    check_if_match(if_match, panel.version, "panel", panel.id)
+    before = _snapshot(panel)
+    if data.name is not None and data.name.lower() != panel.name.lower():
+        taken = select(Panel.id).where(func.lower(Panel.name) == data.name.lower())  # type: ignore[call-overload]
+        if session.scalar(taken):
+            raise Conflict(f"A panel named '{data.name}' already exists", resource_type="panel")
+    if data.name is not None:
+        panel.name = data.name
+    if data.area is not None:
+        panel.area = data.area
+    if data.config is not None:
+        panel.config = {**panel.config, **data.config.model_dump(exclude_none=True, mode="json")}
+    if data.is_active is not None:
+        panel.is_active = data.is_active
+    delta = audit.diff(before, _snapshot(panel))
+    if delta:
+        panel.version += 1
+        panel.updated_at = utcnow()
+        session.flush()
+    audit.record(
+        session,
+        actor,
+        AuditAction.PANEL_UPDATE,
+        resource_type="panel",
+        resource_id=panel.id,
+        changes=delta,
+    )
+    return panel
+
+
+def panel_role_of(session: Session, actor: Actor, panel_id: uuid.UUID) -> str | None:
+    """The caller's role on a panel, if they hold one and their agency is a member."""
+    if actor.id is None or actor.agency_id is None:
+        return None
+    role: str | None = session.scalar(
+        select(PanelRole.role)
+        .join(PanelMember, PanelMember.panel_id == PanelRole.panel_id)  # type: ignore[arg-type]
+        .where(
+            PanelRole.panel_id == panel_id,  # type: ignore[arg-type]
+            PanelRole.user_id == actor.id,  # type: ignore[arg-type]
+            PanelMember.agency_id == actor.agency_id,  # type: ignore[arg-type]
+        )
+    )
+    return role
+
+
+def _members(session: Session, panel_id: uuid.UUID) -> PanelMembers:
+    agencies = session.execute(
+        select(PanelMember.agency_id, Agency.name, PanelMember.may_refer)
+        .join(Agency, Agency.id == PanelMember.agency_id)  # type: ignore[arg-type]
+        .where(PanelMember.panel_id == panel_id)  # type: ignore[arg-type]
+        .order_by(Agency.name)
+    ).all()
+    users = session.execute(
+        select(PanelRole.user_id, User.full_name, User.agency_id, PanelRole.role)
+        .join(User, User.id == PanelRole.user_id)  # type: ignore[arg-type]
+        .where(PanelRole.panel_id == panel_id)  # type: ignore[arg-type]
+        .order_by(User.full_name)
+    ).all()
+    return PanelMembers(
+        agencies=[
+            MemberAgencyPublic(agency_id=a, agency_name=n, may_refer=r) for a, n, r in agencies
+        ],
+        users=[
+            MemberUserPublic(user_id=u, full_name=n, agency_id=a, role=r) for u, n, a, r in users
+        ],
+    )
+
+
+def get_members(session: Session, actor: Actor, panel_id: uuid.UUID) -> PanelMembers:
+    """Member agencies and users: for admins, auditors and the panel's own members."""
+    panel = get_panel_row(session, panel_id)
+    oversight = actor.can(Permission.PANEL_WRITE) or actor.can(Permission.AUDIT_READ)
+    if not oversight and panel_role_of(session, actor, panel.id) is None:
+        raise Forbidden(
+            "Only the panel's members may see who sits on it",
+            resource_type="panel",
+            resource_id=panel.id,
+        )
+    audit.record(
+        session, actor, AuditAction.PANEL_MEMBERS_READ, resource_type="panel", resource_id=panel.id
+    )
+    return _members(session, panel.id)
+
+
+def update_members(
+    session: Session, actor: Actor, panel_id: uuid.UUID, data: MembersUpdate
+) -> PanelMembers:
+    """Add, change or remove member agencies and users' panel roles."""
+    panel = get_panel_row(session, panel_id, for_update=True)
+    for entry in data.agencies:
+        agency = session.get(Agency, entry.agency_id)
+        if agency is None or not agency.is_active:
+            raise Invalid(f"agency {entry.agency_id} is not an active agency")
+        session.merge(
+            PanelMember(panel_id=panel.id, agency_id=agency.id, may_refer=entry.may_refer)
+        )
+    session.flush()
+    for agency_id in data.remove_agency_ids:
+        session.execute(
+            delete(PanelMember).where(
+                PanelMember.panel_id == panel.id, PanelMember.agency_id == agency_id
+            )
+        )  # type: ignore[arg-type]
+    member_agencies = set(
+        session.scalars(select(PanelMember.agency_id).where(PanelMember.panel_id == panel.id))
+    )  # type: ignore[call-overload, arg-type]
+    for entry in data.users:
+        user = session.get(User, entry.user_id)
+        if user is None or not user.is_active:
+            raise Invalid(f"user {entry.user_id} is not an active user")
+        if user.agency_id not in member_agencies:
+            raise Invalid(f"user {entry.user_id} belongs to an agency that is not a member")
+        session.merge(PanelRole(panel_id=panel.id, user_id=user.id, role=entry.role.value))
+    for user_id in data.remove_user_ids:
+        session.execute(
+            delete(PanelRole).where(PanelRole.panel_id == panel.id, PanelRole.user_id == user_id)
+        )  # type: ignore[arg-type]
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        AuditAction.PANEL_MEMBERS_UPDATE,
+        resource_type="panel",
+        resource_id=panel.id,
+        changes=data.model_dump(mode="json", exclude_defaults=True),
+    )
+    return _members(session, panel.id)

@@ -1,0 +1,192 @@
+"""People: search with match scores, read, and resolve the people a referral describes."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.actor import Actor
+from app.audit import AuditAction
+from app.errors import Invalid, NotFound
+from app.models.agency import Agency, AgencyKind
+from app.models.person import (
+    Person,
+    PersonCandidate,
+    PersonDuplicate,
+    PersonIdentifier,
+    PersonIn,
+    PersonPublic,
+)
+from app.policies import managed_panel_ids, visible_people
+from app.services import matching
+
+# Linked without asking when name, first name and date of birth all agree exactly.
+CERTAIN = 0.85
+
+
+def public(session: Session, actor: Actor, person: Person) -> PersonPublic:
+    """The person as this actor may see them: safe contact details only for those who need them."""
+    out = PersonPublic.model_validate(person)
+    if not needs_safe_contact(session, actor):
+        out.safe_contact = None
+    return out
+
+
+def needs_safe_contact(session: Session, actor: Actor) -> bool:
+    """Those who run a panel, and IDVA services (who represent victims), need safe contacts."""
+    if session.scalar(select(managed_panel_ids(actor).exists())):
+        return True
+    kind = session.scalar(select(Agency.kind).where(Agency.id == actor.agency_id))  # type: ignore[arg-type]
+    return kind == AgencyKind.IDVA_SERVICE.value
+
+
+def search(
+    session: Session,
+    actor: Actor,
+    name: str | None,
+    date_of_birth: date | None,
+    postcode: str | None,
+    limit: int,
+) -> list[PersonCandidate]:
+    """Candidates among the people the caller may see, best match first."""
+    if not (name or date_of_birth or postcode):
+        raise Invalid("Give at least one of name, date_of_birth and postcode")
+    query = matching.Query.parse(name, date_of_birth, postcode)
+    found = matching.candidates(session, query, visible_people(actor), limit)
+    audit.record(
+        session,
+        actor,
+        AuditAction.PERSON_SEARCH,
+        resource_type="person",
+        detail={"returned": len(found)},
+    )
+    return [
+        PersonCandidate(person=public(session, actor, p), score=s, matched_on=why)
+        for p, s, why in found
+    ]
+
+
+def get_person(session: Session, actor: Actor, person_id: uuid.UUID) -> PersonPublic:
+    """One person, if they are on a case or referral the caller may see."""
+    person = session.scalars(
+        select(Person).where(Person.id == person_id, visible_people(actor))  # type: ignore[arg-type]
+    ).first()
+    if person is None:
+        raise NotFound("person", person_id)
+    audit.record(
+        session,
+        actor,
+        AuditAction.PERSON_READ,
+        resource_type="person",
+        resource_id=person.id,
+        person_id=person.id,
+    )
+    return public(session, actor, person)
+
+
+@dataclass
+class Resolved:
+    person: Person
+    created: bool
+    duplicates: int
+
+
+def resolve(
+    session: Session, actor: Actor, person_id: uuid.UUID | None, details: PersonIn | None
+) -> Resolved:
+    """The person a referral is about: a given id, an exact match, or a new record.
+
+    A new record that looks like someone already known is flagged as a possible duplicate,
+    never merged.
+    """
+    if person_id is not None:
+        person = session.scalars(
+            select(Person).where(Person.id == person_id, visible_people(actor))  # type: ignore[arg-type]
+        ).first()
+        if person is None:
+            raise Invalid(f"person_id {person_id} is not a person you can refer")
+        return Resolved(person, created=False, duplicates=0)
+    if details is None:
+        raise Invalid("each person needs either person_id or details")
+    by_identifier = _by_identifier(session, details)
+    if by_identifier is not None:
+        return Resolved(by_identifier, created=False, duplicates=0)
+    query = matching.Query(
+        family=matching.name_key(details.family_name),
+        given=matching.given_key(details.given_name),
+        date_of_birth=details.date_of_birth,
+        postcode=matching.postcode_key(details.postcode),
+    )
+    found = matching.candidates(session, query)
+    exact = [
+        p
+        for p, _, why in found
+        if {"family_name", "given_name", "date_of_birth"} <= set(why) and p.given_key == query.given
+    ]
+    if len(exact) == 1:
+        return Resolved(exact[0], created=False, duplicates=0)
+    person = _create(session, actor, details)
+    likely = [(p, s) for p, s, _ in found if s >= matching.LIKELY_DUPLICATE]
+    for other, score in likely:
+        session.add(PersonDuplicate(person_id=person.id, candidate_id=other.id, score=score))
+    return Resolved(person, created=True, duplicates=len(likely))
+
+
+def _by_identifier(session: Session, details: PersonIn) -> Person | None:
+    for ident in details.agency_identifiers:
+        person = session.scalars(
+            select(Person)
+            .join(PersonIdentifier, PersonIdentifier.person_id == Person.id)  # type: ignore[arg-type]
+            .where(
+                PersonIdentifier.agency_id == ident.agency_id,  # type: ignore[arg-type]
+                PersonIdentifier.identifier == ident.identifier,  # type: ignore[arg-type]
+            )
+        ).first()
+        if person is not None:
+            return person
+    return None
+
+
+def _create(session: Session, actor: Actor, details: PersonIn) -> Person:
+    person = Person(
+        given_name=details.given_name,
+        family_name=details.family_name,
+        aliases=list(details.aliases),
+        date_of_birth=details.date_of_birth,
+        gender=details.gender,
+        ethnicity=details.ethnicity,
+        disability=details.disability,
+        lgbt=details.lgbt,
+        address=details.address,
+        postcode=details.postcode.upper() if details.postcode else None,
+        safe_contact=details.safe_contact.model_dump(mode="json", exclude_none=True)
+        if details.safe_contact
+        else None,
+        family_key=matching.name_key(details.family_name),
+        given_key=matching.given_key(details.given_name),
+        postcode_key=matching.postcode_key(details.postcode),
+    )
+    session.add(person)
+    session.flush()
+    for ident in details.agency_identifiers:
+        if session.get(Agency, ident.agency_id) is None:
+            raise Invalid(f"agency_identifiers: unknown agency {ident.agency_id}")
+        session.add(
+            PersonIdentifier(
+                person_id=person.id, agency_id=ident.agency_id, identifier=ident.identifier
+            )
+        )
+    audit.record(
+        session,
+        actor,
+        AuditAction.PERSON_CREATE,
+        resource_type="person",
+        resource_id=person.id,
+        person_id=person.id,
+    )
+    return person

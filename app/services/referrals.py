@@ -1,0 +1,440 @@
+"""Referrals: submitted by partner agencies, screened where the panel type says so, triaged
+by the panel's coordinator or chair into a case (new, or the person's open one), or refused."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timedelta
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.actor import Actor
+from app.audit import AuditAction
+from app.errors import Conflict, Forbidden, Invalid, NotFound
+from app.etags import check_if_match
+from app.models.agency import Agency, AgencyKind
+from app.models.base import utcnow
+from app.models.case import Case, CasePerson
+from app.models.panel import MANAGING_ROLES, Panel, PanelMember
+from app.models.referral import (
+    Decision,
+    DecisionIn,
+    Referral,
+    ReferralAmend,
+    ReferralCreate,
+    ReferralPerson,
+    ReferralPersonPublic,
+    ReferralPublic,
+    ReferralStatus,
+    ScreeningIn,
+)
+from app.pagination import paginate
+from app.panels import PANEL_TYPES
+from app.panels.base import ConsentRecord, PanelConfig, PanelType, PersonFacts
+from app.policies import visible_referrals
+from app.services import cases, people
+from app.services.panels import config_of, panel_role_of
+
+OPEN_FOR_DECISION = {ReferralStatus.SUBMITTED.value, ReferralStatus.SCREENED.value}
+
+
+def _form_errors(exc: ValidationError) -> list[dict[str, str]]:
+    return [
+        {
+            "field": ".".join(["body", "form", *(str(p) for p in err["loc"])]),
+            "message": err["msg"],
+            "type": err["type"],
+        }
+        for err in exc.errors()
+    ]
+
+
+def _validated_form(panel_type: PanelType, raw: dict[str, object]) -> BaseModel:
+    try:
+        return panel_type.form.model_validate({"panel_type": panel_type.key, **raw})
+    except ValidationError as exc:
+        raise Invalid(
+            f"The form does not match the {panel_type.title} referral form",
+            extra={"errors": _form_errors(exc)},
+        ) from None
+
+
+def _assess(panel_type: PanelType, form: BaseModel, config: PanelConfig) -> dict[str, object]:
+    assessment = panel_type.assess(form, config)
+    if not assessment.eligible:
+        raise Invalid(
+            "The referral does not meet the panel's criteria: " + "; ".join(assessment.reasons),
+            extra={"reasons": assessment.reasons, "assessment": assessment.computed},
+        )
+    return {**assessment.computed, "risk_level": assessment.risk_level}
+
+
+def _check_consent(
+    panel_type: PanelType, consent: ConsentRecord, facts: list[PersonFacts], on: date
+) -> None:
+    problems = panel_type.consent_problems(consent, facts, on)
+    if problems:
+        raise Invalid("Consent: " + "; ".join(problems), extra={"reasons": problems})
+
+
+def _referring_panel(session: Session, actor: Actor, panel_id: uuid.UUID) -> Panel:
+    panel = session.get(Panel, panel_id)
+    if panel is None or not panel.is_active:
+        raise Invalid("panel_id does not name an active panel")
+    may_refer = session.scalar(
+        select(PanelMember.may_refer).where(
+            PanelMember.panel_id == panel.id,  # type: ignore[arg-type]
+            PanelMember.agency_id == actor.agency_id,  # type: ignore[arg-type]
+        )
+    )
+    if not may_refer:
+        raise Forbidden(
+            "Your agency is not permitted to refer to this panel",
+            resource_type="panel",
+            resource_id=panel.id,
+        )
+    return panel
+
+
+def _repeat_of(
+    session: Session, panel: Panel, person_id: uuid.UUID, window_days: int
+) -> uuid.UUID | None:
+    """The person's most recent case on this panel heard (or opened) within the window."""
+    since = utcnow() - timedelta(days=window_days)
+    heard = func.coalesce(Case.last_heard_at, Case.opened_at)
+    found: uuid.UUID | None = session.scalar(
+        select(Case.id)
+        .join(CasePerson, CasePerson.case_id == Case.id)  # type: ignore[arg-type]
+        .where(
+            Case.panel_id == panel.id,  # type: ignore[arg-type]
+            CasePerson.person_id == person_id,  # type: ignore[arg-type]
+            heard >= since,
+        )
+        .order_by(heard.desc())
+        .limit(1)
+    )
+    return found
+
+
+def submit(session: Session, actor: Actor, data: ReferralCreate) -> ReferralPublic:
+    """Validate against the panel type, match the people, flag repeats, and record it."""
+    panel = _referring_panel(session, actor, data.panel_id)
+    panel_type = PANEL_TYPES[panel.panel_type]
+    config = config_of(panel)
+    form = _validated_form(panel_type, data.form)
+    assessment = _assess(panel_type, form, config)
+    subject_role = panel_type.person_roles[0]
+    roles = [p.role for p in data.people]
+    unknown = sorted(set(roles) - set(panel_type.person_roles))
+    if unknown:
+        raise Invalid(
+            f"Unknown person roles {unknown}; this panel uses {list(panel_type.person_roles)}"
+        )
+    if roles.count(subject_role) != 1:
+        raise Invalid(f"A referral names exactly one {subject_role}")
+    facts = [
+        PersonFacts(p.role, p.details.date_of_birth if p.details else None) for p in data.people
+    ]
+    _check_consent(panel_type, data.consent, facts, data.referral_date)
+
+    referral = Referral(
+        panel_id=panel.id,
+        status=ReferralStatus.SUBMITTED.value,
+        submitted_by_kind=actor.kind.value,
+        submitted_by_id=actor.id,  # type: ignore[arg-type]
+        referring_agency_id=actor.agency_id,  # type: ignore[arg-type]
+        referrer_name=data.referrer.name,
+        referrer_email=data.referrer.email,
+        referrer_phone=data.referrer.phone,
+        referral_date=data.referral_date,
+        crime_reference=data.crime_reference,
+        form=form.model_dump(mode="json"),
+        assessment=assessment,
+        risk_level=assessment.get("risk_level"),  # type: ignore[arg-type]
+        consent=data.consent.model_dump(mode="json"),
+    )
+    session.add(referral)
+    session.flush()
+    subject_id: uuid.UUID | None = None
+    duplicates = 0
+    linked: set[tuple[uuid.UUID, str]] = set()
+    for entry in data.people:
+        resolved = people.resolve(session, actor, entry.person_id, entry.details)
+        duplicates += resolved.duplicates
+        if (resolved.person.id, entry.role) in linked:
+            raise Invalid("The same person appears twice with the same role")
+        linked.add((resolved.person.id, entry.role))
+        session.add(
+            ReferralPerson(referral_id=referral.id, person_id=resolved.person.id, role=entry.role)
+        )
+        if entry.role == subject_role:
+            subject_id = resolved.person.id
+    assert subject_id is not None
+    referral.possible_duplicates = duplicates
+    referral.repeat_of_case_id = _repeat_of(session, panel, subject_id, config.repeat_window_days)
+    referral.is_repeat = referral.repeat_of_case_id is not None
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        AuditAction.REFERRAL_SUBMIT,
+        resource_type="referral",
+        resource_id=referral.id,
+        person_id=subject_id,
+        detail={"panel_id": str(panel.id), "is_repeat": referral.is_repeat},
+    )
+    return to_public(session, actor, referral)
+
+
+def _people(session: Session, referral_id: uuid.UUID) -> list[ReferralPersonPublic]:
+    rows = session.execute(
+        select(ReferralPerson.person_id, ReferralPerson.role).where(
+            ReferralPerson.referral_id == referral_id  # type: ignore[arg-type]
+        )
+    ).all()
+    return [ReferralPersonPublic(person_id=p, role=r) for p, r in rows]
+
+
+def _subject_id(session: Session, referral: Referral) -> uuid.UUID | None:
+    role = PANEL_TYPES[session.get(Panel, referral.panel_id).panel_type].person_roles[0]  # type: ignore[union-attr]
+    for person in _people(session, referral.id):
+        if person.role == role:
+            return person.person_id
+    return None
+
+
+def to_public(session: Session, actor: Actor, referral: Referral) -> ReferralPublic:
+    """The referral as this actor may see it. A referrer who does not run the panel sees
+    their own referral's status and content, but nothing that would reveal a case."""
+    out = ReferralPublic.model_validate(
+        {**referral.model_dump(), "people": _people(session, referral.id)}
+    )
+    runs_panel = panel_role_of(session, actor, referral.panel_id) in MANAGING_ROLES
+    if not runs_panel and referral.submitted_by_id == actor.id:
+        out.is_repeat = None
+        out.repeat_of_case_id = None
+        out.case_id = None
+        out.possible_duplicates = None
+        out.people = [ReferralPersonPublic(person_id=None, role=p.role) for p in out.people]
+    return out
+
+
+def _visible(
+    session: Session, actor: Actor, referral_id: uuid.UUID, *, for_update: bool = False
+) -> Referral:
+    stmt = select(Referral).where(Referral.id == referral_id, visible_referrals(actor))  # type: ignore[arg-type]
+    referral = session.scalars(stmt.with_for_update() if for_update else stmt).first()
+    if referral is None:
+        raise NotFound("referral", referral_id)
+    return referral
+
+
+def list_referrals(
+    session: Session,
+    actor: Actor,
+    panel_id: uuid.UUID | None,
+    status: ReferralStatus | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[ReferralPublic], str | None]:
+    """Referrals the caller may see, oldest first."""
+    stmt = select(Referral).where(visible_referrals(actor))
+    if panel_id is not None:
+        stmt = stmt.where(Referral.panel_id == panel_id)  # type: ignore[arg-type]
+    if status is not None:
+        stmt = stmt.where(Referral.status == status.value)  # type: ignore[arg-type]
+    keys = [(Referral.created_at, datetime), (Referral.id, uuid.UUID)]
+    rows, next_cursor = paginate(session, stmt, keys, cursor, limit)
+    audit.record(
+        session,
+        actor,
+        AuditAction.REFERRAL_LIST,
+        resource_type="referral",
+        detail={"returned": len(rows)},
+    )
+    return [to_public(session, actor, r) for r in rows], next_cursor
+
+
+def get_referral(session: Session, actor: Actor, referral_id: uuid.UUID) -> ReferralPublic:
+    """One referral, if visible."""
+    referral = _visible(session, actor, referral_id)
+    audit.record(
+        session,
+        actor,
+        AuditAction.REFERRAL_READ,
+        resource_type="referral",
+        resource_id=referral.id,
+        case_id=referral.case_id,
+        person_id=_subject_id(session, referral),
+    )
+    return to_public(session, actor, referral)
+
+
+def _require_manager(session: Session, actor: Actor, referral: Referral) -> None:
+    if panel_role_of(session, actor, referral.panel_id) not in MANAGING_ROLES:
+        raise Forbidden(
+            "Only the panel's coordinator or chair may triage its referrals",
+            resource_type="referral",
+            resource_id=referral.id,
+        )
+
+
+def decide(
+    session: Session, actor: Actor, referral_id: uuid.UUID, data: DecisionIn, if_match: str | None
+) -> ReferralPublic:
+    """Accept (opening or reopening a case), reject, or ask the referrer for more."""
+    referral = _visible(session, actor, referral_id, for_update=True)
+    _require_manager(session, actor, referral)
+    check_if_match(if_match, referral.version, "referral", referral.id)
+    panel = session.get(Panel, referral.panel_id)
+    assert panel is not None
+    panel_type = PANEL_TYPES[panel.panel_type]
+    if referral.status not in OPEN_FOR_DECISION:
+        raise Conflict(
+            f"The referral is {referral.status}; it is not awaiting a decision",
+            resource_type="referral",
+            resource_id=referral.id,
+        )
+    if panel_type.requires_screening and referral.status != ReferralStatus.SCREENED.value:
+        raise Conflict(
+            "This panel's referrals are screened before a decision",
+            resource_type="referral",
+            resource_id=referral.id,
+        )
+    if data.decision is not Decision.ACCEPT and not data.reason:
+        raise Invalid("A reason is required to reject or to request information")
+    subject_id = _subject_id(session, referral)
+    assert subject_id is not None
+    if data.decision is Decision.ACCEPT:
+        case = cases.open_from_referral(
+            session, actor, panel, referral, subject_id, _people(session, referral.id)
+        )
+        referral.case_id = case.id
+        referral.status = ReferralStatus.ACCEPTED.value
+    elif data.decision is Decision.REJECT:
+        referral.status = ReferralStatus.REJECTED.value
+    else:
+        referral.status = ReferralStatus.INFORMATION_REQUESTED.value
+    referral.decision = data.decision.value
+    referral.decision_reason = data.reason
+    referral.decided_by_id = actor.id
+    referral.decided_at = utcnow()
+    referral.version += 1
+    referral.updated_at = referral.decided_at
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        AuditAction.REFERRAL_DECIDE,
+        resource_type="referral",
+        resource_id=referral.id,
+        case_id=referral.case_id,
+        person_id=subject_id,
+        changes={"status": referral.status, "decision": referral.decision},
+    )
+    return to_public(session, actor, referral)
+
+
+def screen(
+    session: Session, actor: Actor, referral_id: uuid.UUID, data: ScreeningIn, if_match: str | None
+) -> ReferralPublic:
+    """The police gateway of a screened panel (Channel): suitable, more information, or not."""
+    referral = _visible(session, actor, referral_id, for_update=True)
+    check_if_match(if_match, referral.version, "referral", referral.id)
+    panel = session.get(Panel, referral.panel_id)
+    assert panel is not None
+    if not PANEL_TYPES[panel.panel_type].requires_screening:
+        raise Conflict(
+            "This panel does not screen referrals",
+            resource_type="referral",
+            resource_id=referral.id,
+        )
+    agency_kind = session.scalar(select(Agency.kind).where(Agency.id == actor.agency_id))  # type: ignore[arg-type]
+    if panel_role_of(session, actor, panel.id) is None or agency_kind != AgencyKind.POLICE.value:
+        raise Forbidden(
+            "Screening is done by the police practitioner on the panel",
+            resource_type="referral",
+            resource_id=referral.id,
+        )
+    if referral.status != ReferralStatus.SUBMITTED.value:
+        raise Conflict(
+            f"The referral is {referral.status}; only a submitted one is screened",
+            resource_type="referral",
+            resource_id=referral.id,
+        )
+    referral.status = {
+        "suitable": ReferralStatus.SCREENED,
+        "more_information": ReferralStatus.INFORMATION_REQUESTED,
+        "not_appropriate": ReferralStatus.REJECTED,
+    }[data.outcome].value
+    referral.screening_outcome = data.outcome
+    referral.screening_note = data.note
+    referral.screened_by_id = actor.id
+    referral.version += 1
+    referral.updated_at = utcnow()
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        AuditAction.REFERRAL_SCREEN,
+        resource_type="referral",
+        resource_id=referral.id,
+        person_id=_subject_id(session, referral),
+        changes={"status": referral.status, "screening_outcome": data.outcome},
+    )
+    return to_public(session, actor, referral)
+
+
+def amend(
+    session: Session,
+    actor: Actor,
+    referral_id: uuid.UUID,
+    data: ReferralAmend,
+    if_match: str | None,
+) -> ReferralPublic:
+    """The referrer answers a request for information; the referral is submitted again."""
+    referral = _visible(session, actor, referral_id, for_update=True)
+    if referral.submitted_by_id != actor.id or actor.kind.value != referral.submitted_by_kind:
+        raise Forbidden(
+            "Only the referrer may amend a referral",
+            resource_type="referral",
+            resource_id=referral.id,
+        )
+    check_if_match(if_match, referral.version, "referral", referral.id)
+    if referral.status != ReferralStatus.INFORMATION_REQUESTED.value:
+        raise Conflict(
+            "Only a referral awaiting more information can be amended",
+            resource_type="referral",
+            resource_id=referral.id,
+        )
+    panel = session.get(Panel, referral.panel_id)
+    assert panel is not None
+    panel_type = PANEL_TYPES[panel.panel_type]
+    if data.form is not None:
+        form = _validated_form(panel_type, data.form)
+        referral.assessment = _assess(panel_type, form, config_of(panel))
+        referral.form = form.model_dump(mode="json")
+        referral.risk_level = referral.assessment.get("risk_level")  # type: ignore[assignment]
+    if data.consent is not None:
+        _check_consent(panel_type, data.consent, [], referral.referral_date)
+        referral.consent = data.consent.model_dump(mode="json")
+    if data.crime_reference is not None:
+        referral.crime_reference = data.crime_reference
+    referral.status = ReferralStatus.SUBMITTED.value
+    referral.screening_outcome = None
+    referral.version += 1
+    referral.updated_at = utcnow()
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        AuditAction.REFERRAL_AMEND,
+        resource_type="referral",
+        resource_id=referral.id,
+        person_id=_subject_id(session, referral),
+        detail={"note": bool(data.note)},
+    )
+    return to_public(session, actor, referral)
