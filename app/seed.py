@@ -21,6 +21,7 @@ from app.models.base import utcnow
 from app.models.user import User
 from app.permissions import Role, Scope
 from app.security import Security
+from app.seed_casework import seed_casework
 
 DEMO_PASSWORD = "demo-password-2026"
 DOMAIN = "bexley-csp.example.org"
@@ -100,6 +101,7 @@ def seed(settings: Settings) -> list[str]:
                 detail={"via": "seed-demo"},
             )
         password_hash = security.hash_secret(DEMO_PASSWORD)
+        users: dict[str, User] = {}
         for local, name, title, short, roles in USERS:
             secret = TOTP.get(local)
             user = User(
@@ -114,6 +116,7 @@ def seed(settings: Settings) -> list[str]:
             )
             session.add(user)
             session.flush()
+            users[local] = user
             audit.record(
                 session,
                 system,
@@ -126,7 +129,7 @@ def seed(settings: Settings) -> list[str]:
             id=CLIENT_ID,
             agency_id=by_short["MPS"].id,
             name="Metropolitan Police referral gateway",
-            scopes=[Scope.AGENCIES_READ.value],
+            scopes=[s.value for s in Scope],
             secret_hash=security.hash_secret(CLIENT_SECRET),
         )
         session.add(client)
@@ -139,6 +142,7 @@ def seed(settings: Settings) -> list[str]:
             resource_id=client.id,
             detail={"via": "seed-demo"},
         )
+        casework = seed_casework(session, by_short, users)
         session.commit()
     db.dispose()
-    return ["Demo partnership created.", *credentials()]
+    return ["Demo partnership created.", *casework, *credentials()]
