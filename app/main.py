@@ -38,23 +38,32 @@ log = structlog.get_logger("app")
 API_PREFIX = "/api/v1"
 
 
+def seal_batch(db: Database, key: bytes, batch: int) -> int:
+    """Seal one batch of queued audit events in its own transaction; return how many."""
+    with db.session() as session:
+        sealed = seal_pending(session, key, batch=batch)
+        session.commit()
+    return sealed
+
+
 def seal_all(db: Database, key: bytes, batch: int) -> int:
     """Seal queued audit events until the queue is empty; return how many were sealed."""
     total = 0
-    while True:
-        with db.session() as session:
-            sealed = seal_pending(session, key, batch=batch)
-            session.commit()
+    while (sealed := seal_batch(db, key, batch)) == batch:
         total += sealed
-        if sealed < batch:
-            return total
+    return total + sealed
 
 
 async def _sealer(db: Database, key: bytes, settings: Settings) -> None:
     while True:
         await asyncio.sleep(settings.audit_seal_interval_seconds)
         try:
-            await db.run(seal_all, db, key, settings.audit_seal_batch)
+            # Batch by batch, yielding between them: on SQLite the sealer shares the event
+            # loop with requests, and a long seal would show up in their tail latency.
+            while await db.run(seal_batch, db, key, settings.audit_seal_batch) == (
+                settings.audit_seal_batch
+            ):
+                await asyncio.sleep(0)
         except Exception as exc:  # keep sealing on the next round; the queue keeps the events
             log.error("audit_seal_failed", error_type=type(exc).__name__)
 
