@@ -60,9 +60,9 @@ async def _sealer(db: Database, key: bytes, settings: Settings) -> None:
         try:
             # Batch by batch, yielding between them: on SQLite the sealer shares the event
             # loop with requests, and a long seal would show up in their tail latency.
-            while await db.run(seal_batch, db, key, settings.audit_seal_batch) == (
-                settings.audit_seal_batch
-            ):
+            sealed = settings.audit_seal_batch
+            while sealed == settings.audit_seal_batch:
+                sealed = await db.run(seal_batch, db, key, settings.audit_seal_batch)
                 await asyncio.sleep(0)
         except Exception as exc:  # keep sealing on the next round; the queue keeps the events
             log.error("audit_seal_failed", error_type=type(exc).__name__)
