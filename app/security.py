@@ -160,7 +160,9 @@ class Security:
 
         A step at or before ``last_step`` is refused, so a code cannot be replayed.
         """
-        if not code.isdigit() or len(code) != 6:
+        # isascii() first: str.isdigit() also accepts non-ASCII digits (Arabic-Indic,
+        # superscripts), which secrets.compare_digest refuses with a TypeError (a 500).
+        if len(code) != 6 or not code.isascii() or not code.isdigit():
             return None
         totp = pyotp.TOTP(secret)
         now_step = int(time.time()) // totp.interval

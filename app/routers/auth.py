@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from typing import Annotated
-from urllib.parse import unquote
+from urllib.parse import unquote_plus
 
 from fastapi import APIRouter, Form, Request, Response
 
@@ -29,7 +29,7 @@ def _client_credentials(request: Request, form: TokenForm) -> tuple[str, str]:
             raise OAuthError("invalid_client", "Malformed Basic credentials", status=401) from None
         client_id, sep, secret = decoded.partition(":")
         if sep:
-            return unquote(client_id), unquote(secret)
+            return unquote_plus(client_id), unquote_plus(secret)
     if form.client_id and form.client_secret:
         return form.client_id, form.client_secret
     raise OAuthError("invalid_client", "Client authentication is required", status=401)

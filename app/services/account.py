@@ -27,6 +27,12 @@ def _own_user(session: Session, actor: Actor) -> User:
     return user
 
 
+def _must_enrol(user: User, settings: Settings) -> bool:
+    """The user's role requires a second factor and none is enrolled yet."""
+    required = bool(set(settings.mfa_required_roles).intersection(user.roles))
+    return required and user.totp_secret_enc is None
+
+
 def me(session: Session, actor: Actor, settings: Settings) -> Me:
     """Describe the caller: account, agency, roles or scopes, effective permissions."""
     assert actor.id is not None and actor.agency_id is not None
@@ -67,6 +73,9 @@ def change_password(
 ) -> None:
     """Change one's own password; every other session of the account ends."""
     user = _own_user(session, actor)
+    if _must_enrol(user, settings):
+        # An enrolment-only session exists to enrol a second factor, and nothing else.
+        raise Forbidden("Enrol a second factor first (POST /api/v1/me/mfa/totp)")
     if not security.verify_secret(data.current_password, user.password_hash):
         raise Invalid("The current password is not correct")
     check_password_policy(data.new_password, user.email, settings.password_min_length)

@@ -40,7 +40,7 @@ def _refuse(
 
 
 def _agency_active(session: Session, agency_id: uuid.UUID) -> bool:
-    return bool(session.scalar(select(Agency.is_active).where(Agency.id == agency_id)))  # type: ignore[arg-type]
+    return bool(session.scalar(select(Agency.is_active).where(Agency.id == agency_id)))  # type: ignore[call-overload]
 
 
 def password_grant(
