@@ -129,7 +129,11 @@ def seed(settings: Settings) -> list[str]:
             id=CLIENT_ID,
             agency_id=by_short["MPS"].id,
             name="Metropolitan Police referral gateway",
-            scopes=[s.value for s in Scope],
+            scopes=[
+                Scope.AGENCIES_READ.value,
+                Scope.PANELS_READ.value,
+                Scope.REFERRALS_WRITE.value,
+            ],
             secret_hash=security.hash_secret(CLIENT_SECRET),
         )
         session.add(client)
