@@ -103,15 +103,19 @@ class UnitOfWork:
     def refusal_detail(self) -> dict[str, Any]:
         return {"route": self.route}
 
-    def _begin(self, session: Session) -> Actor:
+    def _identify(self, session: Session) -> Actor:
         return Actor.anonymous(self.meta)
+
+    def _authorize(self, actor: Actor) -> None:
+        return None
 
     def _execute(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         session = self.db.session()
         actor = Actor.anonymous(self.meta)
         try:
             try:
-                actor = self._begin(session)
+                actor = self._identify(session)
+                self._authorize(actor)
                 result = fn(session, actor, *args)
                 session.commit()
                 return result
@@ -155,11 +159,12 @@ class Caller(UnitOfWork):
     def refusal_detail(self) -> dict[str, Any]:
         return {"route": self.route, "permission": self.permission.value}
 
-    def _begin(self, session: Session) -> Actor:
-        actor = load_actor(session, self.claims, self.meta, self.mfa_roles)
+    def _identify(self, session: Session) -> Actor:
+        return load_actor(session, self.claims, self.meta, self.mfa_roles)
+
+    def _authorize(self, actor: Actor) -> None:
         if not actor.can(self.permission):
             raise _forbidden(self.permission)
-        return actor
 
 
 def _forbidden(permission: Permission) -> DomainError:

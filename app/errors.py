@@ -11,7 +11,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 PROBLEM_JSON = "application/problem+json"
 log = structlog.get_logger("app.errors")
@@ -45,6 +47,14 @@ class DomainError(Exception):
 
 class Invalid(DomainError):
     status, slug, title, outcome = 422, "invalid", "Invalid request", "invalid"
+
+    def __init__(self, detail: str, *, field: str | None = None, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        if field is not None:
+            self.extra = {
+                **self.extra,
+                "errors": [{"field": field, "message": detail, "type": self.slug}],
+            }
 
 
 class Unauthorized(DomainError):
@@ -152,9 +162,26 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     ]
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods some route of the app answers on this request's path."""
+    allowed = []
+    for method in _METHODS:
+        probe = {**request.scope, "method": method}
+        if any(route.matches(probe)[0] is Match.FULL for route in request.app.routes):
+            allowed.append(method)
+    return allowed
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
+        extra = exc.extra
+        if exc.status == 422:
+            # Every 422 is documented as a ValidationProblem, whose `errors` list is required.
+            extra = {"errors": [], **extra}
         return problem_response(
             request,
             exc.status,
@@ -162,7 +189,21 @@ def install_error_handlers(app: FastAPI) -> None:
             title=exc.title,
             detail=exc.detail,
             headers=exc.headers,
-            extra=exc.extra,
+            extra=extra,
+        )
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
+        # A value that passed validation but that the database cannot store (a NUL character
+        # in text on PostgreSQL, a number out of range): bad input, so a 422, not a 500.
+        log.warning("unstorable_value", error_type=type(exc.orig).__name__, path=request.url.path)
+        return problem_response(
+            request,
+            422,
+            slug="invalid",
+            title="Invalid request",
+            detail="The request contains a value that cannot be stored",
+            extra={"errors": []},
         )
 
     @app.exception_handler(RequestValidationError)
@@ -181,9 +222,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else None
-        return problem_response(
-            request, exc.status_code, detail=detail, headers=getattr(exc, "headers", None)
-        )
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # The router names only the first route that matched the path (GET of a GET + POST
+            # collection); RFC 9110 wants every method the resource supports.
+            headers["Allow"] = ", ".join(_allowed_methods(request)) or headers.get("Allow", "")
+        return problem_response(request, exc.status_code, detail=detail, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

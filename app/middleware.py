@@ -25,6 +25,8 @@ _SECURITY_HEADERS = [
 # Swagger UI needs scripts and styles; every other response is data and may load nothing.
 _API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 _DOCS_PATHS = ("/docs", "/docs/oauth2-redirect")
+_UNEXPECTED = "An unexpected error occurred; it has been logged."
+_TITLES = {413: "Content Too Large", 500: "Internal Server Error"}  # RFC 9110 names
 
 
 class BodyTooLarge(Exception):
@@ -46,6 +48,7 @@ class RequestContextMiddleware:
         request_id = sent_id if _REQUEST_ID.match(sent_id) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         status = {"code": 500, "started": False}
+        overflow = {"hit": False}
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -59,6 +62,15 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
+        async def send_from_app(message: Message) -> None:
+            if overflow["hit"]:
+                # The body outgrew the limit while the app read it, and the app answered the
+                # failed read with an error of its own (FastAPI says 400): answer 413 instead.
+                if message["type"] == "http.response.start" and not status["started"]:
+                    await self._problem(send_with_headers, scope, request_id, 413, self._too_big)
+                return
+            await send_with_headers(message)
+
         try:
             length = int(headers.get(b"content-length", b"0") or 0)
         except ValueError:
@@ -66,10 +78,16 @@ class RequestContextMiddleware:
         try:
             if length > self.max_body_bytes:
                 raise BodyTooLarge
-            await self.app(scope, self._limited(receive), send_with_headers)
-        except BodyTooLarge:
+            await self.app(scope, self._limited(receive, overflow), send_from_app)
+        except Exception as exc:
+            too_large = overflow["hit"] or isinstance(exc, BodyTooLarge)
             if not status["started"]:
-                await self._too_large(scope, request_id, send_with_headers)
+                code, detail = (413, self._too_big) if too_large else (500, _UNEXPECTED)
+                await self._problem(send_with_headers, scope, request_id, code, detail)
+            if not too_large:
+                # Answered here because Starlette's outermost error middleware would answer
+                # without the headers above (no X-Request-ID); re-raised so it is still logged.
+                raise
         finally:
             route = scope.get("route")
             log.info(
@@ -81,7 +99,11 @@ class RequestContextMiddleware:
                 request_id=request_id,
             )
 
-    def _limited(self, receive: Receive) -> Receive:
+    @property
+    def _too_big(self) -> str:
+        return f"The request body exceeds {self.max_body_bytes} bytes"
+
+    def _limited(self, receive: Receive, overflow: dict[str, bool]) -> Receive:
         received = 0
 
         async def wrapped() -> Message:
@@ -90,17 +112,19 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
+                    overflow["hit"] = True
                     raise BodyTooLarge
             return message
 
         return wrapped
 
-    async def _too_large(self, scope: Scope, request_id: str, send: Send) -> None:
+    @staticmethod
+    async def _problem(send: Send, scope: Scope, request_id: str, status: int, detail: str) -> None:
         body: dict[str, Any] = {
             "type": "about:blank",
-            "title": "Content Too Large",
-            "status": 413,
-            "detail": f"The request body exceeds {self.max_body_bytes} bytes",
+            "title": _TITLES[status],
+            "status": status,
+            "detail": detail,
             "instance": scope["path"],
             "request_id": request_id,
         }
@@ -108,7 +132,7 @@ class RequestContextMiddleware:
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": status,
                 "headers": [
                     (b"content-type", b"application/problem+json"),
                     (b"content-length", str(len(payload)).encode()),

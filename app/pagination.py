@@ -20,6 +20,8 @@ T = TypeVar("T")
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
+# Text filters: any characters but NUL, which PostgreSQL cannot compare (it would be a 500).
+NO_NUL = r"^[^\x00]*$"
 Cursor = Annotated[
     str | None, Query(max_length=512, description="`next_cursor` from the previous page")
 ]
@@ -36,26 +38,40 @@ def _encode(values: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(plain).encode()).decode().rstrip("=")
 
 
+_INT64 = 2**63
+
+
 def _decode(cursor: str, kinds: Sequence[type]) -> list[Any]:
+    """The key values a cursor names; Invalid (422) for anything this service did not issue.
+
+    A cursor comes from the caller, so every value is checked to be of the type its key column
+    holds before it reaches the database: a wrong type there would be a 500, not a 422.
+    """
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(raw, list) or len(raw) != len(kinds):
             raise ValueError("shape")
         out: list[Any] = []
         for value, kind in zip(raw, kinds, strict=True):
-            if kind is datetime:
-                out.append(datetime.fromisoformat(value))
-            elif kind is uuid.UUID:
+            if kind is datetime and isinstance(value, str):
+                moment = datetime.fromisoformat(value)
+                if moment.tzinfo is None:
+                    raise ValueError("naive timestamp")
+                out.append(moment)
+            elif kind is uuid.UUID and isinstance(value, str):
                 out.append(uuid.UUID(value))
-            elif (kind is int and isinstance(value, int) and not isinstance(value, bool)) or (
-                kind is str and isinstance(value, str)
-            ):
+            elif (
+                kind is int
+                and isinstance(value, int)
+                and not isinstance(value, bool)
+                and -_INT64 <= value < _INT64
+            ) or (kind is str and isinstance(value, str)):
                 out.append(value)
             else:
                 raise ValueError("type")
         return out
     except (ValueError, TypeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise Invalid("The cursor is not one this service issued") from exc
+        raise Invalid("The cursor is not one this service issued", field="query.cursor") from exc
 
 
 def paginate(

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi.responses import JSONResponse
 
 from app.deps import Caller, require
 from app.etags import etag
 from app.models.user import UserCreate, UserPublic, UserUpdate
 from app.openapi import AUTHED, READ_ONE, UPDATE, WRITE, IfMatch, problems
-from app.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
+from app.pagination import DEFAULT_LIMIT, NO_NUL, Cursor, Limit, Page
 from app.permissions import Permission
 from app.services import users
 
@@ -19,6 +20,22 @@ router = APIRouter(prefix="/users", tags=["users"])
 
 Reader = Annotated[Caller, Depends(require(Permission.USER_READ))]
 Writer = Annotated[Caller, Depends(require(Permission.USER_WRITE))]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="Retries with the same key and body return the first response",
+    ),
+]
+
+
+def _created(payload: dict[str, Any], location: str, replayed: bool) -> JSONResponse:
+    headers = {"ETag": etag(int(payload["version"])), "Location": location}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(payload, status_code=status.HTTP_201_CREATED, headers=headers)
 
 
 @router.get("", response_model=Page[UserPublic], responses=problems(*AUTHED))
@@ -26,7 +43,7 @@ async def list_users(
     caller: Reader,
     agency_id: uuid.UUID | None = None,
     is_active: bool | None = None,
-    email: Annotated[str | None, Query(max_length=254)] = None,
+    email: Annotated[str | None, Query(max_length=254, pattern=NO_NUL)] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[UserPublic]:
@@ -37,11 +54,13 @@ async def list_users(
 @router.post(
     "", response_model=UserPublic, status_code=status.HTTP_201_CREATED, responses=problems(*WRITE)
 )
-async def create_user(caller: Writer, body: UserCreate, response: Response) -> UserPublic:
-    user = await caller(users.create_user, caller.security, caller.settings, body)
-    response.headers["ETag"] = etag(user.version)
-    response.headers["Location"] = f"/api/v1/users/{user.id}"
-    return UserPublic.model_validate(user)
+async def create_user(
+    caller: Writer, body: UserCreate, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    payload, replayed = await caller(
+        users.create_user_once, caller.security, caller.settings, body, idempotency_key
+    )
+    return _created(payload, f"/api/v1/users/{payload['id']}", replayed)
 
 
 @router.get("/{user_id}", response_model=UserPublic, responses=problems(*READ_ONE))

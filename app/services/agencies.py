@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -12,9 +13,10 @@ from app.actor import Actor
 from app.audit import AuditAction
 from app.errors import Conflict, NotFound
 from app.etags import check_if_match
-from app.models.agency import Agency, AgencyCreate, AgencyKind, AgencyUpdate
+from app.models.agency import Agency, AgencyCreate, AgencyKind, AgencyPublic, AgencyUpdate
 from app.models.base import utcnow
 from app.pagination import paginate
+from app.services import idempotency
 
 _AUDITED_FIELDS = ("name", "short_name", "kind", "contact_email", "is_active")
 
@@ -93,6 +95,20 @@ def create_agency(session: Session, actor: Actor, data: AgencyCreate) -> Agency:
     return agency
 
 
+def create_agency_once(
+    session: Session, actor: Actor, data: AgencyCreate, key: str | None
+) -> tuple[dict[str, Any], bool]:
+    """Create, or with a repeated Idempotency-Key return the first response (and whether)."""
+    return idempotency.once(
+        session,
+        actor,
+        "agency.create",
+        key,
+        data,
+        lambda: AgencyPublic.model_validate(create_agency(session, actor, data)),
+    )
+
+
 def update_agency(
     session: Session, actor: Actor, agency_id: uuid.UUID, data: AgencyUpdate, if_match: str | None
 ) -> Agency:
@@ -100,6 +116,12 @@ def update_agency(
     agency = _get(session, agency_id, for_update=True)
     check_if_match(if_match, agency.version, "agency", agency.id)
     changes = data.model_dump(exclude_unset=True, mode="json")
+    if changes.get("is_active") is False and agency.id == actor.agency_id:
+        # Deactivating it would end the caller's own access at once, as deactivating
+        # themselves would; another admin, of another agency, has to do it.
+        raise Conflict(
+            "You cannot deactivate your own agency", resource_type="agency", resource_id=agency.id
+        )
     if changes.get("name") and changes["name"].lower() != agency.name.lower():
         _ensure_name_free(session, changes["name"], exclude=agency.id)
     before = {f: getattr(agency, f) for f in _AUDITED_FIELDS}

@@ -94,7 +94,7 @@ def create_client(
     """Register a partner system for an active agency; the response carries the secret once."""
     agency = session.get(Agency, data.agency_id)
     if agency is None or not agency.is_active:
-        raise Invalid("agency_id does not name an active agency")
+        raise Invalid("agency_id does not name an active agency", field="body.agency_id")
     secret = security.new_opaque_token()
     client = ApiClient(
         agency_id=agency.id,

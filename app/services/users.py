@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -16,23 +19,27 @@ from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.etags import check_if_match
 from app.models.agency import Agency
 from app.models.base import utcnow
-from app.models.user import User, UserCreate, UserUpdate
+from app.models.user import User, UserCreate, UserPublic, UserUpdate
 from app.pagination import paginate
 from app.permissions import Permission, Role
 from app.policies import visible_users
 from app.security import Security
+from app.services import idempotency
 from app.services.auth import revoke_user_tokens
 
 _AUDITED_FIELDS = ("email", "full_name", "job_title", "roles", "is_active", "agency_id")
+_PASSWORD = "body.password"
 
 
-def check_password_policy(password: str, email: str, min_length: int) -> None:
+def check_password_policy(
+    password: str, email: str, min_length: int, *, field: str | None = None
+) -> None:
     """At least ``min_length`` characters, and not the user's email or its local part."""
     if len(password) < min_length:
-        raise Invalid(f"The password must be at least {min_length} characters long")
+        raise Invalid(f"The password must be at least {min_length} characters long", field=field)
     lowered = password.strip().lower()
     if lowered in {email.lower(), email.split("@", 1)[0].lower()}:
-        raise Invalid("The password must not be the user's email address")
+        raise Invalid("The password must not be the user's email address", field=field)
 
 
 def _snapshot(user: User) -> dict[str, Any]:
@@ -95,13 +102,13 @@ def create_user(
     _check_roles(actor, roles)
     agency = session.get(Agency, data.agency_id)
     if agency is None or not agency.is_active:
-        raise Invalid("agency_id does not name an active agency")
+        raise Invalid("agency_id does not name an active agency", field="body.agency_id")
     if Role.ADMIN not in actor.roles and agency.id != actor.agency_id:
         raise Forbidden("Agency admins create users in their own agency only")
     email = data.email.lower()
     if session.scalar(select(User.id).where(func.lower(User.email) == email)) is not None:  # type: ignore[call-overload]
         raise Conflict("A user with that email already exists", resource_type="user")
-    check_password_policy(data.password, email, settings.password_min_length)
+    check_password_policy(data.password, email, settings.password_min_length, field=_PASSWORD)
     user = User(
         agency_id=agency.id,
         email=email,
@@ -122,6 +129,37 @@ def create_user(
         changes=audit.diff({}, _snapshot(user)),
     )
     return user
+
+
+class _CreateFingerprint(BaseModel):
+    """What a retry must repeat: the request, with the password as a keyed MAC, never itself
+    (a plain hash of it in the idempotency table would be cheap to guess offline)."""
+
+    request: dict[str, Any]
+    password_mac: str
+
+
+def create_user_once(
+    session: Session,
+    actor: Actor,
+    security: Security,
+    settings: Settings,
+    data: UserCreate,
+    key: str | None,
+) -> tuple[dict[str, Any], bool]:
+    """Create, or with a repeated Idempotency-Key return the first response (and whether)."""
+    mac = hmac.new(settings.secret_key.encode(), data.password.encode(), hashlib.sha256)
+    fingerprint = _CreateFingerprint(
+        request=data.model_dump(mode="json", exclude={"password"}), password_mac=mac.hexdigest()
+    )
+    return idempotency.once(
+        session,
+        actor,
+        "user.create",
+        key,
+        fingerprint,
+        lambda: UserPublic.model_validate(create_user(session, actor, security, settings, data)),
+    )
 
 
 def update_user(
@@ -151,13 +189,17 @@ def update_user(
             raise Conflict("You cannot deactivate your own account")
         user.is_active = data.is_active
         if not data.is_active:
+            # Tokens issued before deactivation must not revive if the account is reactivated.
+            user.auth_epoch += 1
             revoke_user_tokens(session, user.id)
     if data.full_name is not None:
         user.full_name = data.full_name
     if "job_title" in data.model_fields_set:
         user.job_title = data.job_title
     if data.password is not None:
-        check_password_policy(data.password, user.email, settings.password_min_length)
+        check_password_policy(
+            data.password, user.email, settings.password_min_length, field=_PASSWORD
+        )
         user.password_hash = security.hash_secret(data.password)
         user.password_changed_at = utcnow()
         user.auth_epoch += 1
