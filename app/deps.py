@@ -8,6 +8,7 @@ transaction after loading the principal and checking the permission; a refusal (
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 
@@ -99,9 +100,19 @@ class UnitOfWork:
         self.security = get_security(request)
         self.meta = meta
         self.route = f"{request.method} {route_template(request.scope) or request.url.path}"
+        self.path_params = dict(request.path_params)
 
     def refusal_detail(self) -> dict[str, Any]:
         return {"route": self.route}
+
+    def _subject_id(self, err: DomainError, kind: str) -> uuid.UUID | None:
+        """The case (or person) a refused request was about, so auditors can find it by id."""
+        value = err.resource_id if err.resource_type == kind else None
+        value = value or self.path_params.get(f"{kind}_id")
+        try:
+            return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+        except ValueError:
+            return None
 
     def _identify(self, session: Session) -> Actor:
         return Actor.anonymous(self.meta)
@@ -134,6 +145,8 @@ class UnitOfWork:
                 outcome=Outcome(err.outcome),
                 resource_type=err.resource_type,
                 resource_id=err.resource_id,
+                case_id=self._subject_id(err, "case"),
+                person_id=self._subject_id(err, "person"),
                 detail={**self.refusal_detail(), "status": err.status},
             )
             session.commit()

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import __doc__ as summary
@@ -35,7 +35,6 @@ from app.security import Security
 from app.services.audit_chain import chain_key, seal_pending
 
 log = structlog.get_logger("app")
-API_PREFIX = "/api/v1"
 
 
 def seal_batch(db: Database, key: bytes, batch: int) -> int:
@@ -106,13 +105,20 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.migration_heads = head_revisions()
     install_error_handlers(app)
 
-    api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, me, agencies, users, api_clients, audit):
-        api.include_router(module.router)
-    app.include_router(api)
-    for module in (panels, people, referrals, cases):
+    for module in (
+        auth,
+        me,
+        agencies,
+        users,
+        api_clients,
+        audit,
+        panels,
+        people,
+        referrals,
+        cases,
+        health,
+    ):
         app.include_router(module.router)
-    app.include_router(health.router)
 
     if settings.cors_origins:
         app.add_middleware(

@@ -9,11 +9,14 @@ from sqlalchemy import and_, exists, false, or_, select, true
 from app.actor import Actor, ActorKind
 from app.models.api_client import ApiClient
 from app.models.case import Case, CaseExclusion, CasePerson
-from app.models.panel import MANAGING_ROLES, PanelMember, PanelRole
+from app.models.panel import MANAGING_ROLES, Panel, PanelMember, PanelRole
 from app.models.person import Person
 from app.models.referral import Referral, ReferralPerson
 from app.models.user import User
+from app.panels import PANEL_TYPES
 from app.permissions import Permission, Role
+
+ISOLATED = sorted(key for key, panel_type in PANEL_TYPES.items() if panel_type.isolated)
 
 _PARTNERSHIP_WIDE = {Role.ADMIN, Role.AUDITOR}
 
@@ -44,7 +47,13 @@ def visible_api_clients(actor: Actor) -> Any:
 def member_panel_ids(actor: Actor) -> Any:
     """Panels the actor takes part in (subquery of panel ids)."""
     if actor.kind is ActorKind.API_CLIENT:
-        return select(PanelMember.panel_id).where(PanelMember.agency_id == actor.agency_id)
+        # An agency's systems never receive an isolated panel's cases (Channel): those are
+        # for the people who sit on that panel.
+        return (
+            select(PanelMember.panel_id)
+            .join(Panel, Panel.id == PanelMember.panel_id)
+            .where(PanelMember.agency_id == actor.agency_id, Panel.panel_type.not_in(ISOLATED))
+        )
     return (
         select(PanelRole.panel_id)
         .join(
@@ -101,6 +110,9 @@ def visible_people(actor: Actor) -> Any:
     on_referrals = (
         select(ReferralPerson.person_id)
         .join(Referral, Referral.id == ReferralPerson.referral_id)
-        .where(Referral.panel_id.in_(managed_panel_ids(actor)))
+        .where(
+            Referral.panel_id.in_(managed_panel_ids(actor)),
+            or_(Referral.case_id.is_(None), ~_excluded(Referral.case_id, actor)),
+        )
     )
     return or_(Person.id.in_(on_cases), Person.id.in_(on_referrals))

@@ -16,7 +16,7 @@ from app.pagination import DEFAULT_LIMIT, NO_NUL, Cursor, Limit, Page
 from app.permissions import Permission
 from app.services import agencies
 
-router = APIRouter(prefix="/agencies", tags=["agencies"])
+router = APIRouter(prefix="/api/v1/agencies", tags=["agencies"])
 
 Reader = Annotated[Caller, Depends(require(Permission.AGENCY_READ))]
 Writer = Annotated[Caller, Depends(require(Permission.AGENCY_WRITE))]

@@ -20,7 +20,7 @@ from app.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.permissions import Permission
 from app.services import api_clients
 
-router = APIRouter(prefix="/api-clients", tags=["api clients"])
+router = APIRouter(prefix="/api/v1/api-clients", tags=["api clients"])
 
 Reader = Annotated[Caller, Depends(require(Permission.API_CLIENT_READ))]
 Writer = Annotated[Caller, Depends(require(Permission.API_CLIENT_WRITE))]

@@ -17,7 +17,7 @@ from app.permissions import Permission
 from app.services import audit_log
 from app.services.audit_log import AuditFilter
 
-router = APIRouter(prefix="/audit", tags=["audit"])
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
 Reader = Annotated[Caller, Depends(require(Permission.AUDIT_READ))]
 Verifier = Annotated[Caller, Depends(require(Permission.AUDIT_VERIFY))]

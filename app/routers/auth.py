@@ -15,7 +15,7 @@ from app.models.auth import GrantType, RevokeForm, TokenForm, TokenResponse
 from app.openapi import problems
 from app.services import auth
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 

@@ -13,7 +13,7 @@ from app.openapi import AUTHED, WRITE, problems
 from app.permissions import Permission
 from app.services import account
 
-router = APIRouter(prefix="/me", tags=["me"])
+router = APIRouter(prefix="/api/v1/me", tags=["me"])
 
 Reader = Annotated[Caller, Depends(require(Permission.SELF_READ))]
 Manager = Annotated[Caller, Depends(require(Permission.SELF_MANAGE))]

@@ -16,7 +16,7 @@ from app.pagination import DEFAULT_LIMIT, NO_NUL, Cursor, Limit, Page
 from app.permissions import Permission
 from app.services import users
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
 Reader = Annotated[Caller, Depends(require(Permission.USER_READ))]
 Writer = Annotated[Caller, Depends(require(Permission.USER_WRITE))]

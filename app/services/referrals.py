@@ -5,20 +5,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import and_, exists, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.actor import Actor
+from app.actor import Actor, ActorKind
 from app.audit import AuditAction
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.etags import check_if_match
 from app.models.agency import Agency, AgencyKind
 from app.models.base import utcnow
-from app.models.case import Case, CasePerson
-from app.models.panel import MANAGING_ROLES, Panel, PanelMember
+from app.models.case import Case, CaseExclusion
+from app.models.panel import MANAGING_ROLES, Panel, PanelMember, PanelRole
 from app.models.referral import (
     Decision,
     DecisionIn,
@@ -34,6 +35,7 @@ from app.models.referral import (
 from app.pagination import paginate
 from app.panels import PANEL_TYPES
 from app.panels.base import ConsentRecord, PanelConfig, PanelType, PersonFacts
+from app.permissions import Permission
 from app.policies import visible_referrals
 from app.services import cases, people
 from app.services.panels import config_of, panel_role_of
@@ -102,15 +104,15 @@ def _referring_panel(session: Session, actor: Actor, panel_id: uuid.UUID) -> Pan
 def _repeat_of(
     session: Session, panel: Panel, person_id: uuid.UUID, window_days: int
 ) -> uuid.UUID | None:
-    """The person's most recent case on this panel heard (or opened) within the window."""
+    """The most recent case on this panel about the person (as its subject: a repeat MARAC
+    is a further incident for the same victim) heard, or opened, within the window."""
     since = utcnow() - timedelta(days=window_days)
     heard = func.coalesce(Case.last_heard_at, Case.opened_at)
     found: uuid.UUID | None = session.scalar(
-        select(Case.id)
-        .join(CasePerson, CasePerson.case_id == Case.id)  # type: ignore[arg-type]
+        select(Case.id)  # type: ignore[call-overload]
         .where(
             Case.panel_id == panel.id,  # type: ignore[arg-type]
-            CasePerson.person_id == person_id,  # type: ignore[arg-type]
+            Case.subject_person_id == person_id,  # type: ignore[arg-type]
             heard >= since,
         )
         .order_by(heard.desc())
@@ -222,10 +224,51 @@ def to_public(session: Session, actor: Actor, referral: Referral) -> ReferralPub
     return out
 
 
+SCREENED_PANEL_TYPES = tuple(key for key, t in PANEL_TYPES.items() if t.requires_screening)
+
+
+def _screening_panel_ids(actor: Actor) -> Any:
+    """Panels whose referrals the actor screens: a police member of a screening panel (the
+    Channel police practitioner), who must read a referral before deciding on it."""
+    if actor.kind is not ActorKind.USER or not actor.can(Permission.CASE_READ):
+        return select(PanelRole.panel_id).where(false())  # type: ignore[call-overload]
+    return (
+        select(PanelRole.panel_id)  # type: ignore[call-overload]
+        .join(
+            PanelMember,
+            and_(
+                PanelMember.panel_id == PanelRole.panel_id,  # type: ignore[arg-type]
+                PanelMember.agency_id == actor.agency_id,  # type: ignore[arg-type]
+            ),
+        )
+        .join(Panel, Panel.id == PanelRole.panel_id)  # type: ignore[arg-type]
+        .join(Agency, Agency.id == PanelMember.agency_id)  # type: ignore[arg-type]
+        .where(
+            PanelRole.user_id == actor.id,  # type: ignore[arg-type]
+            Panel.panel_type.in_(SCREENED_PANEL_TYPES),  # type: ignore[attr-defined]
+            Agency.kind == AgencyKind.POLICE.value,  # type: ignore[arg-type]
+        )
+    )
+
+
+def _visible_to(actor: Actor) -> Any:
+    """``visible_referrals``, and the referrals a screening practitioner gatekeeps (never one
+    behind a case that excludes their agency)."""
+    not_excluded = or_(
+        Referral.case_id.is_(None),  # type: ignore[union-attr]
+        ~exists().where(
+            CaseExclusion.case_id == Referral.case_id,  # type: ignore[arg-type]
+            CaseExclusion.agency_id == actor.agency_id,  # type: ignore[arg-type]
+        ),
+    )
+    screening = and_(Referral.panel_id.in_(_screening_panel_ids(actor)), not_excluded)  # type: ignore[attr-defined]
+    return or_(visible_referrals(actor), screening)
+
+
 def _visible(
     session: Session, actor: Actor, referral_id: uuid.UUID, *, for_update: bool = False
 ) -> Referral:
-    stmt = select(Referral).where(Referral.id == referral_id, visible_referrals(actor))  # type: ignore[arg-type]
+    stmt = select(Referral).where(Referral.id == referral_id, _visible_to(actor))  # type: ignore[arg-type]
     referral = session.scalars(stmt.with_for_update() if for_update else stmt).first()
     if referral is None:
         raise NotFound("referral", referral_id)
@@ -241,7 +284,7 @@ def list_referrals(
     limit: int,
 ) -> tuple[list[ReferralPublic], str | None]:
     """Referrals the caller may see, oldest first."""
-    stmt = select(Referral).where(visible_referrals(actor))
+    stmt = select(Referral).where(_visible_to(actor))
     if panel_id is not None:
         stmt = stmt.where(Referral.panel_id == panel_id)  # type: ignore[arg-type]
     if status is not None:

@@ -1,0 +1,1140 @@
+"""Who sees what: the information-sharing rules of /work/shared/domain.md, through the real API.
+
+One fixture world (``world``), built through the database (agencies, panels, users, roles,
+API clients) and the API (referrals, screening, triage, an exclusion):
+
+    agencies   council (local_authority), police, idva_service (IDVA), housing, health
+    panels     DV MARAC      members: council, police, idva, housing (may refer), health
+               Channel       members: council, police
+               other MARAC   members: council              (a second DV MARAC)
+    people     dv_coordinator, dv_chair (council), dv_representative (police),
+               dv_observer (health), idva_representative (IDVA), referrer (housing, no
+               panel role), channel_coordinator (council), channel_police (police
+               practitioner, a representative), admin, auditor (council, TOTP enrolled)
+    systems    police_client (police: cases:read + referrals:write),
+               refwrite_client (housing: referrals:write only)
+    referrals  dv_accepted   by the referrer, accepted into a DV case
+               dv_untriaged  by refwrite_client, not yet triaged
+               channel       by the Channel coordinator, screened by the police practitioner,
+                             accepted into a Channel case
+               other         by the other MARAC's coordinator, accepted there
+               excluded      by the IDVA representative, accepted into a DV case from which
+                             the coordinator then excludes the police
+
+Every expectation is written out by hand (who sees which case, which permission each route
+needs, which principal holds it), deliberately not computed from app/permissions.py or
+app/policies.py, so a change there shows up here as a failing cell to review.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyotp
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from httpx import Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models.agency import Agency, AgencyKind
+from app.models.audit import AuditEvent
+from app.models.panel import Panel
+from app.permissions import Role, Scope
+from app.security import Security
+from tests.builders import (
+    bearer,
+    client_token,
+    dv_referral,
+    give_role,
+    make_agency,
+    make_client,
+    make_panel,
+    make_user,
+    user_token,
+)
+
+API = "/api/v1"
+
+# ------------------------------------------------------------------------------------------
+# Principals
+# ------------------------------------------------------------------------------------------
+
+DV_COORDINATOR = "dv_coordinator"
+DV_CHAIR = "dv_chair"
+DV_REPRESENTATIVE = "dv_representative"  # police
+DV_OBSERVER = "dv_observer"  # health
+IDVA_REPRESENTATIVE = "idva_representative"
+REFERRER = "referrer"  # housing, no panel role
+CHANNEL_COORDINATOR = "channel_coordinator"
+CHANNEL_POLICE = "channel_police"  # the police Channel practitioner (a representative)
+ADMIN = "admin"
+AUDITOR = "auditor"
+POLICE_CLIENT = "police_client"  # cases:read + referrals:write
+REFWRITE_CLIENT = "refwrite_client"  # referrals:write only
+
+PRINCIPALS = (
+    DV_COORDINATOR,
+    DV_CHAIR,
+    DV_REPRESENTATIVE,
+    DV_OBSERVER,
+    IDVA_REPRESENTATIVE,
+    REFERRER,
+    CHANNEL_COORDINATOR,
+    CHANNEL_POLICE,
+    ADMIN,
+    AUDITOR,
+    POLICE_CLIENT,
+    REFWRITE_CLIENT,
+)
+
+# ------------------------------------------------------------------------------------------
+# Permissions (from app/permissions.py, written out) and the case-scoped route table
+# ------------------------------------------------------------------------------------------
+
+CASE_READ, CASE_WRITE = "case:read", "case:write"
+REFERRAL_READ, REFERRAL_SUBMIT, REFERRAL_TRIAGE = (
+    "referral:read",
+    "referral:submit",
+    "referral:triage",
+)
+CASE_SCOPED_PERMISSIONS = {CASE_READ, CASE_WRITE, REFERRAL_READ, REFERRAL_SUBMIT, REFERRAL_TRIAGE}
+
+# What each principal holds of the permissions the case-scoped routes ask for.
+# Every user without a partnership-wide role holds all of casework (USER_BASE + CASEWORK);
+# admins and auditors only USER_BASE's referral:submit/read (NO_CASEWORK); API clients what
+# their scopes grant (cases:read -> case:read; referrals:write -> referral:submit + read).
+CASEWORK_USER = frozenset(CASE_SCOPED_PERMISSIONS)
+HOLDS: dict[str, frozenset[str]] = {
+    DV_COORDINATOR: CASEWORK_USER,
+    DV_CHAIR: CASEWORK_USER,
+    DV_REPRESENTATIVE: CASEWORK_USER,
+    DV_OBSERVER: CASEWORK_USER,
+    IDVA_REPRESENTATIVE: CASEWORK_USER,
+    REFERRER: CASEWORK_USER,
+    CHANNEL_COORDINATOR: CASEWORK_USER,
+    CHANNEL_POLICE: CASEWORK_USER,
+    ADMIN: frozenset({REFERRAL_READ, REFERRAL_SUBMIT}),
+    AUDITOR: frozenset({REFERRAL_READ, REFERRAL_SUBMIT}),
+    POLICE_CLIENT: frozenset({CASE_READ, REFERRAL_READ, REFERRAL_SUBMIT}),
+    REFWRITE_CLIENT: frozenset({REFERRAL_READ, REFERRAL_SUBMIT}),
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """The ids one hidden (or non-existent) case is known by."""
+
+    name: str
+    case_id: uuid.UUID
+    referral_id: uuid.UUID
+    person_id: uuid.UUID  # the case's subject, on no other case or referral
+    excluded_agency_id: uuid.UUID  # used for DELETE .../exclusions/{agency_id}
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # exactly as in app.openapi()["paths"]
+    permission: str  # from the route's require(...) in app/routers
+    resource: str  # which id the 404 (and its audit event) names: case, referral or person
+    body: Callable[[Target], dict[str, Any]] | None = None
+
+    def url(self, t: Target) -> str:
+        return self.path.format(
+            case_id=t.case_id,
+            referral_id=t.referral_id,
+            person_id=t.person_id,
+            agency_id=t.excluded_agency_id,
+        )
+
+    def resource_id(self, t: Target) -> uuid.UUID:
+        return {"case": t.case_id, "referral": t.referral_id, "person": t.person_id}[self.resource]
+
+
+# Every route with a path id that names case-scoped data. Reads come first and writes last,
+# so that, should a write wrongly succeed, the reads have already been judged.
+CASE_SCOPED_ROUTES: list[Route] = [
+    Route("GET", f"{API}/cases/{{case_id}}", CASE_READ, "case"),
+    Route("GET", f"{API}/cases/{{case_id}}/consents", CASE_READ, "case"),
+    Route("GET", f"{API}/cases/{{case_id}}/exclusions", CASE_WRITE, "case"),
+    Route("GET", f"{API}/people/{{person_id}}", CASE_READ, "person"),
+    Route("GET", f"{API}/referrals/{{referral_id}}", REFERRAL_READ, "referral"),
+    Route(
+        "PATCH", f"{API}/cases/{{case_id}}", CASE_WRITE, "case", body=lambda t: {"status": "open"}
+    ),
+    Route(
+        "POST",
+        f"{API}/cases/{{case_id}}/consents",
+        CASE_WRITE,
+        "case",
+        body=lambda t: {"person_id": str(t.person_id), "purpose": "x", "status": "given"},
+    ),
+    Route(
+        "POST",
+        f"{API}/cases/{{case_id}}/exclusions",
+        CASE_WRITE,
+        "case",
+        body=lambda t: {"agency_id": str(t.excluded_agency_id), "reason": "x"},
+    ),
+    Route(
+        "PATCH",
+        f"{API}/referrals/{{referral_id}}",
+        REFERRAL_SUBMIT,
+        "referral",
+        body=lambda t: {"note": "x"},
+    ),
+    Route(
+        "POST",
+        f"{API}/referrals/{{referral_id}}/screening",
+        REFERRAL_READ,
+        "referral",
+        body=lambda t: {"outcome": "suitable"},
+    ),
+    Route(
+        "POST",
+        f"{API}/referrals/{{referral_id}}/decision",
+        REFERRAL_TRIAGE,
+        "referral",
+        body=lambda t: {"decision": "accept"},
+    ),
+    Route("DELETE", f"{API}/cases/{{case_id}}/exclusions/{{agency_id}}", CASE_WRITE, "case"),
+]
+
+# Routes with a path id that are NOT case-scoped: they name partnership administration (who
+# the agencies, users, API clients and panels are), not case content, and have their own
+# permission tests (tests/test_role_matrix.py, tests/test_agencies.py, ...). Listed so that a
+# new route with a path id must be classified here or above.
+NOT_CASE_SCOPED_ROUTES: set[tuple[str, str]] = {
+    ("GET", f"{API}/agencies/{{agency_id}}"),
+    ("PATCH", f"{API}/agencies/{{agency_id}}"),
+    ("GET", f"{API}/users/{{user_id}}"),
+    ("PATCH", f"{API}/users/{{user_id}}"),
+    ("GET", f"{API}/api-clients/{{client_id}}"),
+    ("PATCH", f"{API}/api-clients/{{client_id}}"),
+    ("POST", f"{API}/api-clients/{{client_id}}/rotate-secret"),
+    ("GET", f"{API}/panels/{{panel_id}}"),
+    ("PATCH", f"{API}/panels/{{panel_id}}"),
+    ("GET", f"{API}/panels/{{panel_id}}/members"),
+    ("PATCH", f"{API}/panels/{{panel_id}}/members"),
+}
+
+CASE_SCOPED_PREFIXES = (f"{API}/cases", f"{API}/referrals", f"{API}/people")
+# Words in a path template that name case-scoped data wherever the route lives.
+CASE_SCOPED_WORDS = ("case", "referral", "person", "people", "consent", "exclusion")
+
+# Which principals may see each hidden target (everyone else must get 404, or 403 without
+# the route's permission). Nobody in the world is on the other MARAC; the police are excluded
+# from "excluded" (its referral came from the IDVA representative); Channel is for its
+# members only: its panel type is ``isolated`` (app/panels/base.py: "visible only to the
+# panel's own members, never shared further"): the police API client reaches no Channel case,
+# although its agency is a Channel member (so that the police practitioner can sit on it).
+OTHER, EXCLUDED, CHANNEL, NONEXISTENT = "other_panel", "excluded", "channel", "nonexistent"
+MAY_SEE: dict[str, set[str]] = {
+    OTHER: set(),
+    EXCLUDED: {DV_COORDINATOR, DV_CHAIR, DV_OBSERVER, IDVA_REPRESENTATIVE},
+    CHANNEL: {CHANNEL_COORDINATOR, CHANNEL_POLICE},
+    NONEXISTENT: set(),
+}
+
+
+def expected_refusal(principal: str, route: Route) -> int:
+    """403 when the principal lacks the route's permission outright, else 404."""
+    return 404 if route.permission in HOLDS[principal] else 403
+
+
+# ------------------------------------------------------------------------------------------
+# The fixture world
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Who:
+    name: str
+    id: uuid.UUID
+    agency_id: uuid.UUID
+    headers: dict[str, str]
+
+
+@dataclass
+class CaseFile:
+    """A referral and, once accepted, its case; subject and other people by id."""
+
+    referral_id: uuid.UUID
+    case_id: uuid.UUID | None = None
+    subject_id: uuid.UUID | None = None
+    people: dict[str, uuid.UUID] = field(default_factory=dict)  # role -> person id
+
+
+@dataclass
+class World:
+    agencies: dict[str, Agency]
+    dv: Panel
+    channel: Panel
+    other: Panel
+    who: dict[str, Who]
+    dv_accepted: CaseFile
+    dv_untriaged: CaseFile
+    channel_case: CaseFile
+    other_case: CaseFile
+    excluded: CaseFile
+
+    def target(self, name: str) -> Target:
+        police = self.agencies["police"].id
+        if name == NONEXISTENT:
+            return Target(name, uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), police)
+        file = {OTHER: self.other_case, EXCLUDED: self.excluded, CHANNEL: self.channel_case}[name]
+        assert file.case_id and file.subject_id
+        return Target(name, file.case_id, file.referral_id, file.subject_id, police)
+
+    def h(self, name: str) -> dict[str, str]:
+        return self.who[name].headers
+
+
+def _person(given: str, family: str, born: str, postcode: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "given_name": given,
+        "family_name": family,
+        "date_of_birth": born,
+        "postcode": postcode,
+        **extra,
+    }
+
+
+def _dv_body(panel: Panel, victim: dict[str, Any], perpetrator: dict[str, Any]) -> dict[str, Any]:
+    """A valid DV MARAC referral about people named nowhere else in the world."""
+    body = dv_referral(panel.id, victim=victim)
+    body["people"][1]["details"] = perpetrator  # type: ignore[index]
+    return body
+
+
+def _channel_body(panel: Panel, subject: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "panel_id": str(panel.id),
+        "referral_date": "2026-11-20",
+        "referrer": {"name": "Channel Coordinator"},
+        "people": [{"role": "subject", "details": subject}],
+        "form": {
+            "concern_type": "extreme_right_wing",
+            "concerns": "Shares extreme right-wing material with classmates",
+        },
+        "consent": {
+            "status": "not_sought",
+            "lawful_basis": "ctsa_2015_s38",
+            "reason": "Information gathering precedes seeking consent",
+        },
+    }
+
+
+def _submit(client: TestClient, who: Who, body: dict[str, Any]) -> CaseFile:
+    r = client.post(f"{API}/referrals", json=body, headers=who.headers)
+    assert r.status_code == 201, r.text
+    return CaseFile(referral_id=uuid.UUID(r.json()["id"]))
+
+
+def _accept(client: TestClient, manager: Who, file: CaseFile) -> CaseFile:
+    r = client.post(
+        f"{API}/referrals/{file.referral_id}/decision",
+        json={"decision": "accept"},
+        headers=manager.headers,
+    )
+    assert r.status_code == 200, r.text
+    file.case_id = uuid.UUID(r.json()["case_id"])
+    case = client.get(f"{API}/cases/{file.case_id}", headers=manager.headers)
+    assert case.status_code == 200, case.text
+    file.subject_id = uuid.UUID(case.json()["subject_person_id"])
+    file.people = {p["role"]: uuid.UUID(p["person_id"]) for p in case.json()["people"]}
+    return file
+
+
+@pytest.fixture
+def world(client: TestClient, session: Session, security: Security) -> World:
+    tag = uuid.uuid4().hex[:6]
+    agencies = {
+        "council": make_agency(session, f"Council {tag}", AgencyKind.LOCAL_AUTHORITY),
+        "police": make_agency(session, f"Police {tag}", AgencyKind.POLICE),
+        "idva": make_agency(session, f"IDVA service {tag}", AgencyKind.IDVA_SERVICE),
+        "housing": make_agency(session, f"Housing {tag}", AgencyKind.HOUSING),
+        "health": make_agency(session, f"Health {tag}", AgencyKind.HEALTH),
+    }
+    a = agencies
+    dv = make_panel(
+        session,
+        "dv_marac",
+        [a["council"], a["police"], a["idva"], a["housing"], a["health"]],
+        name=f"DV MARAC {tag}",
+    )
+    channel = make_panel(session, "channel", [a["council"], a["police"]], name=f"Channel {tag}")
+    other = make_panel(session, "dv_marac", [a["council"]], name=f"Other MARAC {tag}")
+
+    who: dict[str, Who] = {}
+
+    def person(
+        name: str,
+        agency: str,
+        panel: Panel | None = None,
+        role: str | None = None,
+        roles: list[Role] | None = None,
+    ) -> Who:
+        secret = pyotp.random_base32() if roles else None  # admin/auditor: full tokens
+        user = make_user(session, security, a[agency], roles=roles, totp_secret=secret)
+        if panel is not None and role is not None:
+            give_role(session, panel, user.id, role)
+        who[name] = Who(name, user.id, a[agency].id, bearer(user_token(security, user)))
+        return who[name]
+
+    def system(name: str, agency: str, scopes: list[Scope]) -> Who:
+        api_client = make_client(session, security, a[agency], scopes)
+        who[name] = Who(
+            name, api_client.id, a[agency].id, bearer(client_token(security, api_client))
+        )
+        return who[name]
+
+    person(DV_COORDINATOR, "council", dv, "coordinator")
+    person(DV_CHAIR, "council", dv, "chair")
+    person(DV_REPRESENTATIVE, "police", dv, "representative")
+    person(DV_OBSERVER, "health", dv, "observer")
+    person(IDVA_REPRESENTATIVE, "idva", dv, "representative")
+    person(REFERRER, "housing")
+    person(CHANNEL_COORDINATOR, "council", channel, "coordinator")
+    person(CHANNEL_POLICE, "police", channel, "representative")
+    person(ADMIN, "council", roles=[Role.ADMIN])
+    person(AUDITOR, "council", roles=[Role.AUDITOR])
+    system(POLICE_CLIENT, "police", [Scope.CASES_READ, Scope.REFERRALS_WRITE])
+    system(REFWRITE_CLIENT, "housing", [Scope.REFERRALS_WRITE])
+    other_coordinator = person("other_coordinator", "council", other, "coordinator")
+
+    dv_accepted = _accept(
+        client,
+        who[DV_COORDINATOR],
+        _submit(
+            client,
+            who[REFERRER],
+            _dv_body(
+                dv,
+                _person(
+                    "Alice",
+                    "Ashdown",
+                    "1985-01-11",
+                    "DA6 7AA",
+                    safe_contact={"phone": "07700 900001", "safe_times": "mornings"},
+                ),
+                _person("Barnaby", "Blackwood", "1982-02-12", "DA6 7AB"),
+            ),
+        ),
+    )
+    dv_untriaged = _submit(
+        client,
+        who[REFWRITE_CLIENT],
+        _dv_body(
+            dv,
+            _person("Cordelia", "Castleton", "1991-03-13", "DA7 4CC"),
+            _person("Desmond", "Drummond", "1989-04-14", "DA7 4CD"),
+        ),
+    )
+    channel_file = _submit(
+        client,
+        who[CHANNEL_COORDINATOR],
+        _channel_body(
+            channel,
+            _person("Ezekiel", "Eastwood", "2003-05-15", "DA8 1EE"),
+        ),
+    )
+    screened = client.post(
+        f"{API}/referrals/{channel_file.referral_id}/screening",
+        json={"outcome": "suitable"},
+        headers=who[CHANNEL_POLICE].headers,
+    )
+    assert screened.status_code == 200, screened.text
+    assert screened.json()["status"] == "screened"
+    channel_case = _accept(client, who[CHANNEL_COORDINATOR], channel_file)
+    other_case = _accept(
+        client,
+        other_coordinator,
+        _submit(
+            client,
+            other_coordinator,
+            _dv_body(
+                other,
+                _person("Felicity", "Fairbairn", "1979-06-16", "DA14 6FF"),
+                _person("Gideon", "Greystoke", "1977-07-17", "DA14 6FG"),
+            ),
+        ),
+    )
+    excluded = _accept(
+        client,
+        who[DV_COORDINATOR],
+        _submit(
+            client,
+            who[IDVA_REPRESENTATIVE],
+            _dv_body(
+                dv,
+                _person(
+                    "Harriet",
+                    "Holloway",
+                    "1993-08-18",
+                    "DA15 8HH",
+                    safe_contact={"phone": "07700 900002"},
+                ),
+                _person("Ignatius", "Ironside", "1990-09-19", "DA15 8HI"),
+            ),
+        ),
+    )
+    exclusion = client.post(
+        f"{API}/cases/{excluded.case_id}/exclusions",
+        json={"agency_id": str(a["police"].id), "reason": "The perpetrator is a police officer"},
+        headers=who[DV_COORDINATOR].headers,
+    )
+    assert exclusion.status_code == 201, exclusion.text
+
+    return World(
+        agencies,
+        dv,
+        channel,
+        other,
+        who,
+        dv_accepted,
+        dv_untriaged,
+        channel_case,
+        other_case,
+        excluded,
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# Helpers
+# ------------------------------------------------------------------------------------------
+
+
+def _ids(response: Response) -> set[str]:
+    assert response.status_code == 200, response.text
+    return {item["id"] for item in response.json()["items"]}
+
+
+def _last_event(session: Session) -> AuditEvent:
+    event = session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1)).first()  # type: ignore[union-attr]
+    assert event is not None
+    return event
+
+
+def _events(session: Session, action: str, **where: Any) -> list[AuditEvent]:
+    stmt = select(AuditEvent).where(AuditEvent.action == action)  # type: ignore[arg-type]
+    for column, value in where.items():
+        stmt = stmt.where(getattr(AuditEvent, column) == value)
+    return list(session.scalars(stmt.order_by(AuditEvent.id)))  # type: ignore[arg-type]
+
+
+def _s(value: uuid.UUID | None) -> str:
+    return str(value)
+
+
+# ------------------------------------------------------------------------------------------
+# The route table
+# ------------------------------------------------------------------------------------------
+
+
+def _path_id_routes(app: FastAPI) -> set[tuple[str, str]]:
+    """Every (METHOD, path) of the app whose path has a parameter, from its OpenAPI document
+    (FastAPI 0.16x nests included routers, so ``app.routes`` is not flat)."""
+    return {
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        if "{" in path
+        for method in operations
+        if method in {"get", "post", "put", "patch", "delete"}
+    }
+
+
+def test_route_table_covers_every_route_with_a_path_id(app: FastAPI) -> None:
+    routes = _path_id_routes(app)
+    in_table = {(r.method, r.path) for r in CASE_SCOPED_ROUTES}
+    assert len(in_table) == len(CASE_SCOPED_ROUTES), "a route is listed twice"
+
+    # Every route under the case-scoped prefixes, or whose path names case-scoped data, is in
+    # the table: add a row to CASE_SCOPED_ROUTES for any new one.
+    case_scoped = {
+        (m, p)
+        for m, p in routes
+        if p.startswith(CASE_SCOPED_PREFIXES)
+        or any(word in p.lower() for word in CASE_SCOPED_WORDS)
+    }
+    assert case_scoped == in_table, (
+        f"not covered: {sorted(case_scoped - in_table)}; stale: {sorted(in_table - case_scoped)}"
+    )
+    # And every route with a path id is classified one way or the other.
+    unclassified = routes - in_table - NOT_CASE_SCOPED_ROUTES
+    assert not unclassified, f"classify these routes with a path id: {sorted(unclassified)}"
+    assert routes >= NOT_CASE_SCOPED_ROUTES, sorted(NOT_CASE_SCOPED_ROUTES - routes)
+
+
+def test_route_table_names_the_permission_each_route_requires(
+    world: World, client: TestClient, session: Session, security: Security
+) -> None:
+    """The permission column is what the route's require(...) asks for: a client holding no
+    permission at all is refused on every row with a 403 that names it."""
+    bare = make_client(session, security, world.agencies["police"], [])
+    headers = bearer(client_token(security, bare))
+    target = world.target(NONEXISTENT)
+    got, want = {}, {}
+    for route in CASE_SCOPED_ROUTES:
+        body = route.body(target) if route.body else None
+        r = client.request(route.method, route.url(target), json=body, headers=headers)
+        key = f"{route.method} {route.path}"
+        got[key] = (r.status_code, r.json()["detail"])
+        want[key] = (403, f"This needs the '{route.permission}' permission, which you do not hold")
+    assert got == want
+
+
+@pytest.mark.parametrize("principal", PRINCIPALS)
+def test_hidden_ids_answer_404_or_403_on_every_case_scoped_route(
+    principal: str, world: World, client: TestClient, session: Session
+) -> None:
+    """For each principal, each case-scoped route and each id the principal may not see
+    (another panel's, the excluded case's, Channel's, one that names nothing): 404, or 403
+    when the principal lacks the route's permission outright; and an audit event for each."""
+    who = world.who[principal]
+    mismatches: list[str] = []
+    calls = 0
+    for target_name, may_see in MAY_SEE.items():
+        if principal in may_see:
+            continue
+        target = world.target(target_name)
+        for route in CASE_SCOPED_ROUTES:
+            body = route.body(target) if route.body else None
+            request_id = f"vis-{uuid.uuid4().hex}"
+            headers = {**who.headers, "X-Request-ID": request_id}
+            r = client.request(route.method, route.url(target), json=body, headers=headers)
+            calls += 1
+            want = expected_refusal(principal, route)
+            cell = f"{principal} {route.method} {route.path} [{target_name}]"
+            if r.status_code != want:
+                mismatches.append(f"{cell}: {r.status_code} (want {want}) {r.text[:160]}")
+                continue
+            refusals = _events(session, "access.refused", request_id=request_id)
+            if len(refusals) != 1:
+                mismatches.append(f"{cell}: {len(refusals)} access.refused events, want 1")
+                continue
+            event = refusals[0]
+            seen: tuple[object, ...]
+            wanted: tuple[object, ...]
+            if want == 404:
+                seen = (
+                    r.json()["detail"],
+                    event.outcome,
+                    event.actor_id,
+                    event.resource_type,
+                    event.resource_id,
+                )
+                wanted = (
+                    f"No {route.resource} with that id is visible to you",
+                    "not_found",
+                    who.id,
+                    route.resource,
+                    str(route.resource_id(target)),
+                )
+            else:
+                # Who and which case a 403's event names: see
+                # test_a_refusal_for_want_of_permission_names_who_and_which_case.
+                seen = (
+                    f"'{route.permission}'" in r.json()["detail"],
+                    event.outcome,
+                    (event.detail or {}).get("permission"),
+                )
+                wanted = (True, "denied", route.permission)
+            if seen != wanted:
+                mismatches.append(f"{cell}: (detail, audit event) {seen}, want {wanted}")
+    assert calls > 0
+    assert not mismatches, "\n".join(mismatches)
+
+
+# ------------------------------------------------------------------------------------------
+# Referrers
+# ------------------------------------------------------------------------------------------
+
+
+def test_referrer_sees_their_referrals_status_and_nothing_of_any_case(
+    world: World, client: TestClient
+) -> None:
+    h = world.h(REFERRER)
+    mine = client.get(f"{API}/referrals/{world.dv_accepted.referral_id}", headers=h)
+    assert mine.status_code == 200, mine.text
+    body = mine.json()
+    assert body["status"] == "accepted"
+    assert body["case_id"] is None
+    assert body["is_repeat"] is None
+    assert body["repeat_of_case_id"] is None
+    assert body["possible_duplicates"] is None
+    assert {p["role"] for p in body["people"]} == {"victim", "perpetrator"}
+    assert all(p["person_id"] is None for p in body["people"])
+
+    assert _ids(client.get(f"{API}/referrals", headers=h)) == {str(world.dv_accepted.referral_id)}
+    listed = client.get(f"{API}/referrals", headers=h).json()["items"][0]
+    assert listed["case_id"] is None and all(p["person_id"] is None for p in listed["people"])
+
+    expected: dict[str, int] = {
+        f"{API}/cases/{world.dv_accepted.case_id}": 404,  # the case their referral opened
+        f"{API}/cases/{world.dv_accepted.case_id}/consents": 404,
+        f"{API}/people/{world.dv_accepted.subject_id}": 404,  # the victim they referred
+        f"{API}/cases/{world.excluded.case_id}": 404,
+        f"{API}/referrals/{world.dv_untriaged.referral_id}": 404,  # others' referrals
+        f"{API}/referrals/{world.excluded.referral_id}": 404,
+        f"{API}/referrals/{world.channel_case.referral_id}": 404,
+        f"{API}/referrals/{world.other_case.referral_id}": 404,
+    }
+    got = {url: client.get(url, headers=h).status_code for url in expected}
+    assert got == expected
+    cases = client.get(f"{API}/cases", headers=h)
+    assert cases.status_code == 200 and cases.json()["items"] == []
+    search = client.get(f"{API}/people", params={"name": "Alice Ashdown"}, headers=h)
+    assert search.status_code == 200 and search.json() == []
+
+
+def test_api_client_referrer_sees_its_referral_status_only(
+    world: World, client: TestClient
+) -> None:
+    h = world.h(REFWRITE_CLIENT)
+    mine = client.get(f"{API}/referrals/{world.dv_untriaged.referral_id}", headers=h)
+    assert mine.status_code == 200, mine.text
+    assert mine.json()["status"] == "submitted"
+    assert all(p["person_id"] is None for p in mine.json()["people"])
+    assert _ids(client.get(f"{API}/referrals", headers=h)) == {str(world.dv_untriaged.referral_id)}
+    expected = {
+        f"{API}/referrals/{world.dv_accepted.referral_id}": 404,
+        f"{API}/cases/{world.dv_accepted.case_id}": 403,  # no cases:read scope at all
+        f"{API}/cases": 403,
+        f"{API}/people/{world.dv_accepted.subject_id}": 403,
+    }
+    assert {url: client.get(url, headers=h).status_code for url in expected} == expected
+
+
+# ------------------------------------------------------------------------------------------
+# Panel managers and members
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("manager", [DV_COORDINATOR, DV_CHAIR])
+def test_coordinators_and_chairs_see_every_referral_and_case_of_their_panel(
+    manager: str, world: World, client: TestClient
+) -> None:
+    h = world.h(manager)
+    dv_referrals = {
+        world.dv_accepted.referral_id,
+        world.dv_untriaged.referral_id,
+        world.excluded.referral_id,
+    }
+    dv_cases = {world.dv_accepted.case_id, world.excluded.case_id}
+    assert _ids(client.get(f"{API}/referrals", headers=h)) == {str(i) for i in dv_referrals}
+    assert _ids(client.get(f"{API}/cases", headers=h)) == {str(i) for i in dv_cases}
+    for referral_id in dv_referrals:
+        r = client.get(f"{API}/referrals/{referral_id}", headers=h)
+        assert r.status_code == 200, r.text
+        assert all(p["person_id"] is not None for p in r.json()["people"])
+    untriaged = client.get(f"{API}/referrals/{world.dv_untriaged.referral_id}", headers=h).json()
+    assert untriaged["status"] == "submitted"
+    accepted = client.get(f"{API}/referrals/{world.dv_accepted.referral_id}", headers=h).json()
+    assert accepted["case_id"] == str(world.dv_accepted.case_id)
+    for file in (world.dv_accepted, world.excluded):
+        assert client.get(f"{API}/cases/{file.case_id}", headers=h).status_code == 200
+        assert client.get(f"{API}/cases/{file.case_id}/consents", headers=h).status_code == 200
+        for person_id in file.people.values():
+            assert client.get(f"{API}/people/{person_id}", headers=h).status_code == 200
+    # And nothing of the other panels.
+    for file in (world.channel_case, world.other_case):
+        assert client.get(f"{API}/cases/{file.case_id}", headers=h).status_code == 404
+        assert client.get(f"{API}/referrals/{file.referral_id}", headers=h).status_code == 404
+        assert client.get(f"{API}/people/{file.subject_id}", headers=h).status_code == 404
+
+
+@pytest.mark.parametrize("member", [DV_REPRESENTATIVE, DV_OBSERVER, IDVA_REPRESENTATIVE])
+def test_representatives_and_observers_see_cases_but_not_untriaged_referrals(
+    member: str, world: World, client: TestClient
+) -> None:
+    h = world.h(member)
+    police = member == DV_REPRESENTATIVE
+    # The IDVA representative submitted the excluded case's referral; the police are out of it.
+    visible_cases = {world.dv_accepted.case_id} | (set() if police else {world.excluded.case_id})
+    assert _ids(client.get(f"{API}/cases", headers=h)) == {str(i) for i in visible_cases}
+
+    expected = {
+        f"{API}/cases/{world.dv_accepted.case_id}": 200,
+        f"{API}/cases/{world.dv_accepted.case_id}/consents": 200,
+        f"{API}/referrals/{world.dv_accepted.referral_id}": 200,  # triaged, behind its case
+        f"{API}/people/{world.dv_accepted.subject_id}": 200,
+        f"{API}/referrals/{world.dv_untriaged.referral_id}": 404,  # not yet triaged
+        f"{API}/cases/{world.excluded.case_id}": 404 if police else 200,
+        f"{API}/cases/{world.channel_case.case_id}": 404,
+        f"{API}/cases/{world.other_case.case_id}": 404,
+    }
+    got = {url: client.get(url, headers=h).status_code for url in expected}
+    assert got == expected
+    listed = _ids(client.get(f"{API}/referrals", headers=h))
+    assert str(world.dv_untriaged.referral_id) not in listed
+    assert str(world.dv_accepted.referral_id) in listed
+    # Untriaged referrals' people are not theirs to find either.
+    untriaged_victim = client.get(f"{API}/people", params={"name": "Cordelia Castleton"}, headers=h)
+    assert untriaged_victim.status_code == 200 and untriaged_victim.json() == []
+
+
+def test_victims_safe_contact_only_for_those_who_need_it(world: World, client: TestClient) -> None:
+    url = f"{API}/people/{world.dv_accepted.subject_id}"
+    safe = {
+        name: client.get(url, headers=world.h(name)).json()["safe_contact"]
+        for name in (
+            DV_COORDINATOR,
+            DV_CHAIR,
+            IDVA_REPRESENTATIVE,
+            DV_REPRESENTATIVE,
+            DV_OBSERVER,
+            POLICE_CLIENT,
+        )
+    }
+    assert safe == {
+        DV_COORDINATOR: {
+            "phone": "07700 900001",
+            "email": None,
+            "safe_times": "mornings",
+            "notes": None,
+        },
+        DV_CHAIR: {"phone": "07700 900001", "email": None, "safe_times": "mornings", "notes": None},
+        IDVA_REPRESENTATIVE: {
+            "phone": "07700 900001",
+            "email": None,
+            "safe_times": "mornings",
+            "notes": None,
+        },
+        DV_REPRESENTATIVE: None,
+        DV_OBSERVER: None,
+        POLICE_CLIENT: None,
+    }
+
+
+# ------------------------------------------------------------------------------------------
+# Exclusion
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("police", [DV_REPRESENTATIVE, POLICE_CLIENT])
+def test_excluded_agency_sees_nothing_of_the_case(
+    police: str, world: World, client: TestClient
+) -> None:
+    h = world.h(police)
+    ex = world.excluded
+    expected = {
+        f"{API}/cases/{ex.case_id}": 404,
+        f"{API}/cases/{ex.case_id}/consents": 404,
+        f"{API}/referrals/{ex.referral_id}": 404,
+        f"{API}/people/{ex.people['victim']}": 404,  # on that case only
+        f"{API}/people/{ex.people['perpetrator']}": 404,
+        # Control: the same principal still sees the panel's other case.
+        f"{API}/cases/{world.dv_accepted.case_id}": 200,
+        f"{API}/referrals/{world.dv_accepted.referral_id}": 200,
+    }
+    got = {url: client.get(url, headers=h).status_code for url in expected}
+    assert got == expected
+    assert str(ex.case_id) not in _ids(client.get(f"{API}/cases", headers=h))
+    assert str(ex.referral_id) not in _ids(client.get(f"{API}/referrals", headers=h))
+    by_panel = client.get(f"{API}/cases", params={"panel_id": str(world.dv.id)}, headers=h)
+    assert _ids(by_panel) == {str(world.dv_accepted.case_id)}
+
+
+def test_excluded_agency_search_does_not_find_the_cases_people(
+    world: World, client: TestClient
+) -> None:
+    h = world.h(DV_REPRESENTATIVE)
+    for name in ("Harriet Holloway", "Ignatius Ironside"):
+        found = client.get(f"{API}/people", params={"name": name}, headers=h)
+        assert found.status_code == 200 and found.json() == [], found.text
+    # Control: a coordinator does find them.
+    found = client.get(
+        f"{API}/people", params={"name": "Harriet Holloway"}, headers=world.h(DV_COORDINATOR)
+    )
+    assert [c["person"]["id"] for c in found.json()] == [str(world.excluded.subject_id)]
+
+
+def test_manager_from_an_excluded_agency_sees_nothing_of_the_case(
+    world: World, client: TestClient, session: Session, security: Security
+) -> None:
+    """A panel's chair can come from the excluded agency (police often chair a MARAC): the
+    exclusion binds them too, for the case, its referral and the people on it."""
+    police_chair = make_user(session, security, world.agencies["police"])
+    give_role(session, world.dv, police_chair.id, "chair")
+    h = bearer(user_token(security, police_chair))
+    ex = world.excluded
+    expected = {
+        f"{API}/cases/{ex.case_id}": 404,
+        f"{API}/referrals/{ex.referral_id}": 404,
+        f"{API}/people/{ex.people['victim']}": 404,
+        f"{API}/people/{ex.people['perpetrator']}": 404,
+        # Control: they run the panel, so they see its untriaged referral and its people.
+        f"{API}/referrals/{world.dv_untriaged.referral_id}": 200,
+        f"{API}/cases/{world.dv_accepted.case_id}": 200,
+    }
+    got = {url: client.get(url, headers=h).status_code for url in expected}
+    assert got == expected
+    found = client.get(f"{API}/people", params={"name": "Harriet Holloway"}, headers=h)
+    assert found.status_code == 200 and found.json() == [], found.text
+
+
+# ------------------------------------------------------------------------------------------
+# Channel
+# ------------------------------------------------------------------------------------------
+
+# What each principal gets for the Channel case's case, consents, referral and subject.
+#                         case consents referral person
+CHANNEL_EXPECTED: dict[str, tuple[int, int, int, int]] = {
+    DV_COORDINATOR: (404, 404, 404, 404),
+    DV_CHAIR: (404, 404, 404, 404),
+    DV_REPRESENTATIVE: (404, 404, 404, 404),  # police, but not on the Channel panel
+    DV_OBSERVER: (404, 404, 404, 404),
+    IDVA_REPRESENTATIVE: (404, 404, 404, 404),
+    REFERRER: (404, 404, 404, 404),
+    ADMIN: (403, 403, 404, 403),
+    AUDITOR: (403, 403, 404, 403),
+    POLICE_CLIENT: (404, 404, 404, 404),  # its agency sits on Channel, but Channel is isolated
+    REFWRITE_CLIENT: (403, 403, 404, 403),
+    CHANNEL_COORDINATOR: (200, 200, 200, 200),
+    CHANNEL_POLICE: (200, 200, 200, 200),
+}
+
+
+@pytest.mark.parametrize("principal", PRINCIPALS)
+def test_channel_cases_are_visible_only_to_the_channel_panel(
+    principal: str, world: World, client: TestClient
+) -> None:
+    assert set(CHANNEL_EXPECTED) == set(PRINCIPALS)
+    h = world.h(principal)
+    ch = world.channel_case
+    urls = (
+        f"{API}/cases/{ch.case_id}",
+        f"{API}/cases/{ch.case_id}/consents",
+        f"{API}/referrals/{ch.referral_id}",
+        f"{API}/people/{ch.subject_id}",
+    )
+    got = tuple(client.get(url, headers=h).status_code for url in urls)
+    assert got == CHANNEL_EXPECTED[principal]
+    sees = CHANNEL_EXPECTED[principal][0] == 200
+    cases = client.get(f"{API}/cases", headers=h)
+    if cases.status_code == 200:
+        assert (str(ch.case_id) in _ids(cases)) is sees
+    else:
+        assert cases.status_code == 403 and not sees
+    referrals = _ids(client.get(f"{API}/referrals", headers=h))
+    assert (str(ch.referral_id) in referrals) is sees
+
+
+# ------------------------------------------------------------------------------------------
+# Admins and auditors
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("principal", [ADMIN, AUDITOR])
+def test_admins_and_auditors_see_no_case_content(
+    principal: str, world: World, client: TestClient
+) -> None:
+    h = world.h(principal)
+    case_id, person_id = world.dv_accepted.case_id, world.dv_accepted.subject_id
+    expected: dict[tuple[str, str], int] = {
+        ("GET", f"{API}/cases"): 403,
+        ("GET", f"{API}/cases/{case_id}"): 403,
+        ("GET", f"{API}/cases/{case_id}/consents"): 403,
+        ("GET", f"{API}/people?name=Alice+Ashdown"): 403,
+        ("GET", f"{API}/people/{person_id}"): 403,
+        ("POST", f"{API}/referrals/{world.dv_untriaged.referral_id}/decision"): 403,
+        ("GET", f"{API}/referrals/{world.dv_accepted.referral_id}"): 404,
+        ("GET", f"{API}/referrals/{world.dv_untriaged.referral_id}"): 404,
+    }
+    got = {
+        (m, url): client.request(
+            m, url, headers=h, json={"decision": "accept"} if m == "POST" else None
+        ).status_code
+        for m, url in expected
+    }
+    assert got == expected
+    listed = client.get(f"{API}/referrals", headers=h)
+    assert listed.status_code == 200 and listed.json()["items"] == []
+
+
+# ------------------------------------------------------------------------------------------
+# Audit
+# ------------------------------------------------------------------------------------------
+
+
+def test_every_read_and_refusal_is_audited_with_the_case_and_person(
+    world: World, client: TestClient, session: Session
+) -> None:
+    case, subject = world.dv_accepted.case_id, world.dv_accepted.subject_id
+    coordinator = world.who[DV_COORDINATOR]
+
+    assert client.get(f"{API}/cases/{case}", headers=coordinator.headers).status_code == 200
+    read = _last_event(session)
+    assert (read.action, read.outcome, read.actor_id, read.actor_agency_id) == (
+        "case.read",
+        "success",
+        coordinator.id,
+        coordinator.agency_id,
+    )
+    assert (read.case_id, read.person_id, read.resource_id) == (case, subject, str(case))
+
+    r = client.get(f"{API}/referrals/{world.dv_accepted.referral_id}", headers=coordinator.headers)
+    assert r.status_code == 200
+    read = _last_event(session)
+    assert (read.action, read.case_id, read.person_id) == ("referral.read", case, subject)
+
+    assert client.get(f"{API}/people/{subject}", headers=coordinator.headers).status_code == 200
+    read = _last_event(session)
+    assert (read.action, read.person_id, read.resource_id) == ("person.read", subject, str(subject))
+
+    listed = client.get(f"{API}/cases", headers=coordinator.headers)
+    assert listed.status_code == 200
+    listing = _last_event(session)
+    assert listing.action == "case.list"
+    assert set((listing.detail or {})["case_ids"]) == _ids(listed)
+
+    rep = world.who[DV_REPRESENTATIVE]
+    hidden = world.excluded
+    assert client.get(f"{API}/cases/{hidden.case_id}", headers=rep.headers).status_code == 404
+    refused = _last_event(session)
+    assert (refused.action, refused.outcome, refused.actor_id) == (
+        "access.refused",
+        "not_found",
+        rep.id,
+    )
+    assert (refused.resource_type, refused.resource_id) == ("case", str(hidden.case_id))
+    assert (refused.detail or {})["route"] == "GET /api/v1/cases/{case_id}"
+
+    assert client.get(f"{API}/people/{hidden.subject_id}", headers=rep.headers).status_code == 404
+    refused = _last_event(session)
+    assert (refused.action, refused.outcome) == ("access.refused", "not_found")
+    assert (refused.resource_type, refused.resource_id) == ("person", str(hidden.subject_id))
+
+    r = client.get(f"{API}/referrals/{hidden.referral_id}", headers=rep.headers)
+    assert r.status_code == 404
+    refused = _last_event(session)
+    assert (refused.action, refused.resource_type, refused.resource_id) == (
+        "access.refused",
+        "referral",
+        str(hidden.referral_id),
+    )
+
+    # An auditor can answer "who tried to see this case?" from the log.
+    attempts = _events(session, "access.refused", resource_id=str(hidden.case_id))
+    assert [e.actor_id for e in attempts] == [rep.id]
+
+
+def test_a_refusal_for_want_of_permission_names_who_and_which_case(
+    world: World, client: TestClient, session: Session
+) -> None:
+    """Every refusal is recorded with who was refused and the case id: an admin's attempt on
+    a case is a 403 (no case:read at all), and the log must still say who tried to open which
+    case (an auditor's "who tried to see this case?" must find it)."""
+    admin = world.who[ADMIN]
+    case = world.dv_accepted.case_id
+    request_id = f"vis-{uuid.uuid4().hex}"
+    r = client.get(f"{API}/cases/{case}", headers={**admin.headers, "X-Request-ID": request_id})
+    assert r.status_code == 403
+    [refused] = _events(session, "access.refused", request_id=request_id)
+    assert (refused.outcome, (refused.detail or {}).get("permission")) == ("denied", CASE_READ)
+    problems = []
+    if (refused.actor_type, refused.actor_id, refused.actor_agency_id) != (
+        "user",
+        admin.id,
+        admin.agency_id,
+    ):
+        problems.append(
+            f"actor is {refused.actor_type} {refused.actor_id} {refused.actor_agency_id}, "
+            f"want user {admin.id} {admin.agency_id}"
+        )
+    named = {refused.resource_id, _s(refused.case_id), *map(str, (refused.detail or {}).values())}
+    if str(case) not in named:
+        problems.append(
+            f"case {case} is not named: resource_id={refused.resource_id} "
+            f"case_id={refused.case_id} detail={refused.detail}"
+        )
+    assert not problems, "; ".join(problems)
+
+
+# ------------------------------------------------------------------------------------------
+# 404s do not reveal existence
+# ------------------------------------------------------------------------------------------
+
+
+def _problem(r: Response) -> dict[str, Any]:
+    body = dict(r.json())
+    body.pop("instance")  # the request's own path
+    body.pop("request_id")  # per request
+    return {**body, "content_type": r.headers["content-type"], "status_code": r.status_code}
+
+
+@pytest.mark.parametrize(
+    ("principal", "path", "hidden"),
+    [
+        (DV_REPRESENTATIVE, "cases/{}", "excluded_case"),
+        (DV_REPRESENTATIVE, "cases/{}/consents", "excluded_case"),
+        (DV_REPRESENTATIVE, "referrals/{}", "untriaged_referral"),
+        (DV_REPRESENTATIVE, "people/{}", "excluded_person"),
+        (DV_COORDINATOR, "cases/{}", "channel_case"),
+        (POLICE_CLIENT, "cases/{}", "other_case"),
+        (REFERRER, "referrals/{}", "untriaged_referral"),
+        (ADMIN, "referrals/{}", "untriaged_referral"),
+        (ADMIN, "cases/{}", "other_case"),  # 403 either way, and the same 403
+    ],
+)
+def test_not_found_does_not_differ_between_missing_and_hidden(
+    principal: str, path: str, hidden: str, world: World, client: TestClient
+) -> None:
+    ids = {
+        "excluded_case": world.excluded.case_id,
+        "excluded_person": world.excluded.subject_id,
+        "untriaged_referral": world.dv_untriaged.referral_id,
+        "channel_case": world.channel_case.case_id,
+        "other_case": world.other_case.case_id,
+    }
+    h = world.h(principal)
+    missing = client.get(f"{API}/{path.format(uuid.uuid4())}", headers=h)
+    concealed = client.get(f"{API}/{path.format(ids[hidden])}", headers=h)
+    assert missing.status_code in (403, 404)
+    assert _problem(concealed) == _problem(missing)
+    assert str(ids[hidden]) not in concealed.json()["detail"]
+
+
+# ------------------------------------------------------------------------------------------
+# Channel's police gateway
+# ------------------------------------------------------------------------------------------
+
+
+def test_police_practitioner_screens_channel_referrals(world: World, client: TestClient) -> None:
+    """Channel referrals go to the police practitioner on the panel first (the "gateway"):
+    they must be able to see the submitted referral they are to screen, and screen it."""
+    fresh = _submit(
+        client,
+        world.who[CHANNEL_COORDINATOR],
+        _channel_body(
+            world.channel,
+            _person("Jasper", "Jetstone", "2004-10-20", "DA16 3JJ"),
+        ),
+    )
+    police = world.h(CHANNEL_POLICE)
+    seen = client.get(f"{API}/referrals/{fresh.referral_id}", headers=police)
+    assert seen.status_code == 200, seen.text
+    screened = client.post(
+        f"{API}/referrals/{fresh.referral_id}/screening",
+        json={"outcome": "suitable"},
+        headers=police,
+    )
+    assert screened.status_code == 200, screened.text
+    assert screened.json()["status"] == "screened"
+    # Still nobody outside the Channel panel sees it, police or not.
+    for outsider in (DV_REPRESENTATIVE, DV_COORDINATOR, POLICE_CLIENT):
+        r = client.get(f"{API}/referrals/{fresh.referral_id}", headers=world.h(outsider))
+        assert r.status_code == 404, (outsider, r.text)
+    # And the coordinator can now accept it.
+    accepted = client.post(
+        f"{API}/referrals/{fresh.referral_id}/decision",
+        json={"decision": "accept"},
+        headers=world.h(CHANNEL_COORDINATOR),
+    )
+    assert accepted.status_code == 200, accepted.text
