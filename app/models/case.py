@@ -31,6 +31,8 @@ class Case(SQLModel, table=True):
     __tablename__ = "case_record"
     __table_args__ = (
         Index("ix_case_record_panel_id_created_at_id", "panel_id", "created_at", "id"),
+        # Lists across several panels walk this in order and filter by panel.
+        Index("ix_case_record_created_at_id", "created_at", "id"),
     )
 
     id: uuid.UUID = id_field()

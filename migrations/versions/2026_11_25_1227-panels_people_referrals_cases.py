@@ -203,6 +203,7 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_case_record_panel_id_created_at_id", ["panel_id", "created_at", "id"], unique=False
         )
+        batch_op.create_index("ix_case_record_created_at_id", ["created_at", "id"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_case_record_subject_person_id"), ["subject_person_id"], unique=False
         )
@@ -404,6 +405,7 @@ def downgrade() -> None:
     with op.batch_alter_table("case_record", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_case_record_subject_person_id"))
         batch_op.drop_index("ix_case_record_panel_id_created_at_id")
+        batch_op.drop_index("ix_case_record_created_at_id")
 
     op.drop_table("case_record")
     with op.batch_alter_table("person_identifier", schema=None) as batch_op:
