@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
 from app import audit
@@ -32,6 +32,7 @@ from app.models.case import (
 from app.models.panel import MANAGING_ROLES, Panel, PanelMember, PanelRole, PanelRoleName
 from app.models.person import Person
 from app.models.referral import Referral
+from app.models.user import User
 from app.pagination import paginate
 from app.panels import PANEL_TYPES
 from app.panels.base import ConsentRecord
@@ -48,6 +49,26 @@ class _PersonRole(Protocol):
     role: str
 
 
+def _reference_prefix(session: Session, panel: Panel) -> str:
+    """The panel type's prefix (DVM); a second panel of the same type gets DVM2, and so on.
+
+    References are unique across the partnership, but numbered per panel: without telling
+    panels of one type apart, two DV MARACs would both issue DVM-2026-0001. The ordinal is
+    the panel's place among its type's panels in creation order; panels are deactivated, never
+    deleted, so it does not change.
+    """
+    prefix = PANEL_TYPES[panel.panel_type].reference_prefix
+    earlier = session.scalar(
+        select(func.count())
+        .select_from(Panel)
+        .where(
+            Panel.panel_type == panel.panel_type,  # type: ignore[arg-type]
+            tuple_(Panel.created_at, Panel.id) < tuple_(panel.created_at, panel.id),  # type: ignore[arg-type]
+        )
+    )
+    return prefix if not earlier else f"{prefix}{earlier + 1}"
+
+
 def _next_reference(session: Session, panel: Panel) -> str:
     """DVM-2026-0007: per panel and year, issued under a row lock so none repeats."""
     year = utcnow().year
@@ -57,8 +78,7 @@ def _next_reference(session: Session, panel: Panel) -> str:
         session.add(counter)
     counter.last += 1
     session.flush()
-    prefix = PANEL_TYPES[panel.panel_type].reference_prefix
-    return f"{prefix}-{year}-{counter.last:04d}"
+    return f"{_reference_prefix(session, panel)}-{year}-{counter.last:04d}"
 
 
 def open_from_referral(
@@ -81,6 +101,10 @@ def open_from_referral(
         .with_for_update()
     ).first()
     if case is not None:
+        # The referral joins the person's open case: it is a repeat of it, whether or not the
+        # case was already open when the referral was submitted.
+        referral.is_repeat = True
+        referral.repeat_of_case_id = case.id
         case.is_repeat = True
         case.version += 1
         case.updated_at = utcnow()
@@ -240,6 +264,28 @@ def _support_consent_given(session: Session, case: Case) -> list[str]:
     )
 
 
+def _is_excluded(session: Session, case: Case, agency_id: uuid.UUID) -> bool:
+    return session.get(CaseExclusion, (case.id, agency_id)) is not None
+
+
+def _check_keyworker(session: Session, case: Case, user_id: uuid.UUID) -> None:
+    """A keyworker holds a role on the panel, through a member agency not excluded here."""
+    agency_id = session.scalar(
+        select(User.agency_id)  # type: ignore[call-overload]
+        .join(PanelRole, PanelRole.user_id == User.id)  # type: ignore[arg-type]
+        .join(
+            PanelMember,
+            (PanelMember.panel_id == PanelRole.panel_id)  # type: ignore[arg-type]
+            & (PanelMember.agency_id == User.agency_id),  # type: ignore[arg-type]
+        )
+        .where(PanelRole.panel_id == case.panel_id, User.id == user_id)  # type: ignore[arg-type]
+    )
+    if agency_id is None:
+        raise Invalid("keyworker_user_id must hold a role on the panel")
+    if _is_excluded(session, case, agency_id):
+        raise Invalid("keyworker_user_id belongs to an agency excluded from this case")
+
+
 def update_case(
     session: Session, actor: Actor, case_id: uuid.UUID, data: CaseUpdate, if_match: str | None
 ) -> CasePublic:
@@ -266,12 +312,12 @@ def update_case(
             PanelMember, (case.panel_id, data.lead_agency_id)
         ):
             raise Invalid("lead_agency_id must be a member agency of the panel")
+        if data.lead_agency_id is not None and _is_excluded(session, case, data.lead_agency_id):
+            raise Invalid("lead_agency_id names an agency excluded from this case")
         case.lead_agency_id = data.lead_agency_id
     if "keyworker_user_id" in data.model_fields_set:
-        if data.keyworker_user_id is not None and not session.get(
-            PanelRole, (case.panel_id, data.keyworker_user_id)
-        ):
-            raise Invalid("keyworker_user_id must hold a role on the panel")
+        if data.keyworker_user_id is not None:
+            _check_keyworker(session, case, data.keyworker_user_id)
         case.keyworker_user_id = data.keyworker_user_id
     if data.status is not None and data.status.value != case.status:
         if data.status is CaseStatus.CLOSED:
@@ -420,6 +466,13 @@ def add_exclusion(
     session.add(exclusion)
     if case.lead_agency_id == data.agency_id:
         case.lead_agency_id = None
+    if case.keyworker_user_id is not None:
+        keyworker_agency = session.scalar(
+            select(User.agency_id).where(User.id == case.keyworker_user_id)  # type: ignore[call-overload, arg-type]
+        )
+        if keyworker_agency == data.agency_id:
+            case.keyworker_user_id = None
+    case.updated_at = utcnow()
     case.version += 1
     session.flush()
     audit.record(
@@ -445,6 +498,7 @@ def remove_exclusion(
         raise NotFound("exclusion", agency_id)
     session.delete(exclusion)
     case.version += 1
+    case.updated_at = utcnow()
     session.flush()
     audit.record(
         session,

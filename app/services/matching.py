@@ -8,9 +8,10 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date
 from difflib import SequenceMatcher
+from itertools import combinations
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from app.models.person import Person
@@ -160,20 +161,39 @@ def score(query: Query, candidate: Person) -> tuple[float, list[str]]:
 def candidates(
     session: Session, query: Query, visible: Any = None, limit: int = 20
 ) -> list[tuple[Person, float, list[str]]]:
-    """Scored candidates, best first. Each lookup is served by an index on person."""
-    lookups = []
+    """Scored candidates, best first. Each lookup is served by an index on person.
+
+    The broad lookup (any one of family name, date of birth, postcode) is capped, and a
+    common surname, birthday or a block of flats' postcode can fill the cap with others. So
+    narrower lookups (everything given agreeing, then pairs agreeing) run first, each under
+    its own cap: a strong candidate is always scored, whatever order rows come back in.
+    """
+    fields: dict[str, Any] = {}
     if query.family:
-        lookups.append(Person.family_key == query.family)
+        fields["family"] = Person.family_key == query.family
+        if query.given:
+            fields["given"] = Person.given_key == query.given
     if query.date_of_birth:
-        lookups.append(Person.date_of_birth == query.date_of_birth)
+        fields["born"] = Person.date_of_birth == query.date_of_birth
     if query.postcode:
-        lookups.append(Person.postcode_key == query.postcode)
-    if not lookups:
+        fields["postcode"] = Person.postcode_key == query.postcode
+    indexed = [fields[k] for k in ("family", "born", "postcode") if k in fields]
+    if not indexed:
         return []
-    stmt = select(Person).where(or_(*lookups))  # type: ignore[arg-type]
-    if visible is not None:
-        stmt = stmt.where(visible)
-    scored = [(p, *score(query, p)) for p in session.scalars(stmt.limit(CANDIDATE_CAP))]
+    tiers: list[tuple[str, ...]] = [tuple(fields)]
+    if "given" in fields and "born" in fields:
+        tiers.append(("family", "given", "born"))
+    # Pairs; the (unindexed) first name only with the family name it narrows.
+    tiers += [p for p in combinations(fields, 2) if "given" not in p or p == ("family", "given")]
+    found: dict[Any, Person] = {}
+    lookups = [and_(*(fields[k] for k in tier)) for tier in dict.fromkeys(tiers) if len(tier) > 1]
+    for where in [*lookups, or_(*indexed)]:
+        stmt = select(Person).where(where)
+        if visible is not None:
+            stmt = stmt.where(visible)
+        for person in session.scalars(stmt.limit(CANDIDATE_CAP)):
+            found.setdefault(person.id, person)
+    scored = [(p, *score(query, p)) for p in found.values()]
     scored = [row for row in scored if row[1] > 0]
     scored.sort(key=lambda row: (-row[1], row[0].family_name, str(row[0].id)))
     return scored[:limit]

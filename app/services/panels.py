@@ -227,9 +227,15 @@ def update_members(
         agency = session.get(Agency, entry.agency_id)
         if agency is None or not agency.is_active:
             raise Invalid(f"agency {entry.agency_id} is not an active agency")
-        session.merge(
-            PanelMember(panel_id=panel.id, agency_id=agency.id, may_refer=entry.may_refer)
-        )
+        # Update in place: a changed may_refer is not a new membership (keeps created_at).
+        member = session.get(PanelMember, (panel.id, agency.id))
+        if member is None:
+            session.add(
+                PanelMember(panel_id=panel.id, agency_id=agency.id, may_refer=entry.may_refer)
+            )
+            session.flush()  # so a repeated entry in this request finds it
+        else:
+            member.may_refer = entry.may_refer
     session.flush()
     for agency_id in data.remove_agency_ids:
         session.execute(
@@ -237,6 +243,15 @@ def update_members(
                 PanelMember.panel_id == panel.id, PanelMember.agency_id == agency_id
             )
         )  # type: ignore[arg-type]
+        # Its users sit on the panel through it: their roles go with it.
+        session.execute(
+            delete(PanelRole).where(
+                PanelRole.panel_id == panel.id,  # type: ignore[arg-type]
+                PanelRole.user_id.in_(  # type: ignore[attr-defined]
+                    select(User.id).where(User.agency_id == agency_id)  # type: ignore[call-overload, arg-type]
+                ),
+            )
+        )
     member_agencies = set(
         session.scalars(select(PanelMember.agency_id).where(PanelMember.panel_id == panel.id))
     )  # type: ignore[call-overload, arg-type]
@@ -246,7 +261,12 @@ def update_members(
             raise Invalid(f"user {entry.user_id} is not an active user")
         if user.agency_id not in member_agencies:
             raise Invalid(f"user {entry.user_id} belongs to an agency that is not a member")
-        session.merge(PanelRole(panel_id=panel.id, user_id=user.id, role=entry.role.value))
+        role = session.get(PanelRole, (panel.id, user.id))
+        if role is None:
+            session.add(PanelRole(panel_id=panel.id, user_id=user.id, role=entry.role.value))
+            session.flush()
+        else:
+            role.role = entry.role.value
     for user_id in data.remove_user_ids:
         session.execute(
             delete(PanelRole).where(PanelRole.panel_id == panel.id, PanelRole.user_id == user_id)

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app import audit
@@ -14,6 +14,7 @@ from app.actor import Actor
 from app.audit import AuditAction
 from app.errors import Invalid, NotFound
 from app.models.agency import Agency, AgencyKind
+from app.models.case import Case, CasePerson
 from app.models.person import (
     Person,
     PersonCandidate,
@@ -22,7 +23,8 @@ from app.models.person import (
     PersonIn,
     PersonPublic,
 )
-from app.policies import managed_panel_ids, visible_people
+from app.models.referral import Referral, ReferralPerson
+from app.policies import managed_panel_ids, visible_cases, visible_people
 from app.services import matching
 
 # Linked without asking when name, first name and date of birth all agree exactly.
@@ -32,17 +34,36 @@ CERTAIN = 0.85
 def public(session: Session, actor: Actor, person: Person) -> PersonPublic:
     """The person as this actor may see them: safe contact details only for those who need them."""
     out = PersonPublic.model_validate(person)
-    if not needs_safe_contact(session, actor):
+    if out.safe_contact is not None and not needs_safe_contact(session, actor, person.id):
         out.safe_contact = None
     return out
 
 
-def needs_safe_contact(session: Session, actor: Actor) -> bool:
-    """Those who run a panel, and IDVA services (who represent victims), need safe contacts."""
-    if session.scalar(select(managed_panel_ids(actor).exists())):
-        return True
+def needs_safe_contact(session: Session, actor: Actor, person_id: uuid.UUID) -> bool:
+    """IDVA services (who represent victims) need safe contacts, and so do those who run a
+    panel the person is referred to or has a case on; running some other panel is not enough."""
     kind = session.scalar(select(Agency.kind).where(Agency.id == actor.agency_id))  # type: ignore[arg-type]
-    return kind == AgencyKind.IDVA_SERVICE.value
+    if kind == AgencyKind.IDVA_SERVICE.value:
+        return True
+    managed = managed_panel_ids(actor)
+    on_referral = (
+        select(ReferralPerson.person_id)  # type: ignore[call-overload]
+        .join(Referral, Referral.id == ReferralPerson.referral_id)  # type: ignore[arg-type]
+        .where(
+            ReferralPerson.person_id == person_id,  # type: ignore[arg-type]
+            Referral.panel_id.in_(managed),  # type: ignore[attr-defined]
+        )
+    )
+    on_case = (
+        select(CasePerson.person_id)  # type: ignore[call-overload]
+        .join(Case, Case.id == CasePerson.case_id)  # type: ignore[arg-type]
+        .where(
+            CasePerson.person_id == person_id,  # type: ignore[arg-type]
+            Case.panel_id.in_(managed),  # type: ignore[attr-defined]
+            visible_cases(actor),
+        )
+    )
+    return bool(session.scalar(select(or_(on_referral.exists(), on_case.exists()))))
 
 
 def search(

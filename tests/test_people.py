@@ -1,0 +1,483 @@
+"""People through the real API: candidate search with match scores among the people the
+caller may see, linking referrals to known people, duplicate suspicion, and victims' safe
+contact details shown only to those who need them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+import pyotp
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.models.agency import AgencyKind
+from app.models.person import Person, PersonDuplicate
+from app.permissions import Role, Scope
+from app.security import Security
+from tests.builders import (
+    bearer,
+    client_token,
+    dv_referral,
+    give_role,
+    make_agency,
+    make_client,
+    make_panel,
+    make_user,
+    user_token,
+)
+from tests.test_referrals import (
+    Headers,
+    admin_headers,
+    decide,
+    person_headers,
+    submit,
+    victim,
+    world,
+)
+
+SAFE = {"phone": "07700 900123", "safe_times": "weekdays 10-12"}
+
+
+def search(client: TestClient, headers: Headers, **params: Any) -> list[dict[str, Any]]:
+    r = client.get("/api/v1/people", params=params, headers=headers)
+    assert r.status_code == 200, r.text
+    out: list[dict[str, Any]] = r.json()
+    return out
+
+
+def people_of(client: TestClient, coord: Headers, referral_id: str) -> dict[str, str]:
+    """role -> person_id of a referral, as its panel's coordinator sees it."""
+    r = client.get(f"/api/v1/referrals/{referral_id}", headers=coord)
+    assert r.status_code == 200, r.text
+    return {p["role"]: p["person_id"] for p in r.json()["people"]}
+
+
+def person_count(session: Session) -> int:
+    session.expire_all()
+    return int(session.scalar(select(func.count()).select_from(Person)) or 0)
+
+
+# Search ---------------------------------------------------------------------------------------
+
+
+def test_search_is_limited_to_people_the_caller_may_see(
+    client: TestClient, session: Session, security: Security
+) -> None:
+    w = world(session, security)
+    referral = submit(client, w.partner, dv_referral(w.panel.id))
+    victim_id = people_of(client, w.coord, referral["id"])["victim"]
+
+    found = search(client, w.coord, name="Jane Doe", date_of_birth="1990-04-01", postcode="DA6 7AT")
+    assert [c["person"]["id"] for c in found] == [victim_id]
+    assert found[0]["score"] == 1.0
+    assert set(found[0]["matched_on"]) == {"family_name", "given_name", "date_of_birth", "postcode"}
+
+    # Someone with no panel role sees nobody, and so does a representative while the referral
+    # is untriaged (they see people on cases, not on referrals waiting for triage).
+    _, nobody = person_headers(session, security, w.police)
+    assert search(client, nobody, name="Jane Doe") == []
+    assert search(client, w.rep, name="Jane Doe") == []
+    # A coordinator of another panel does not see this panel's people.
+    other = make_panel(session, "dv_marac", [w.council])
+    _, other_coord = person_headers(session, security, w.council, other, "coordinator")
+    assert search(client, other_coord, name="Doe") == []
+
+    decide(client, w.coord, referral["id"], "accept")
+    assert [c["person"]["id"] for c in search(client, w.rep, name="Jane Doe")] == [victim_id]
+    assert [c["person"]["id"] for c in search(client, w.observer, name="Doe")] == [victim_id]
+    assert search(client, nobody, name="Jane Doe") == []
+    assert search(client, other_coord, name="Doe") == []
+
+
+def test_search_needs_the_casework_permission(
+    client: TestClient, session: Session, security: Security
+) -> None:
+    w = world(session, security)
+    submit(client, w.partner, dv_referral(w.panel.id))
+    assert client.get("/api/v1/people", params={"name": "Doe"}).status_code == 401
+    admin = admin_headers(session, security)
+    assert client.get("/api/v1/people", params={"name": "Doe"}, headers=admin).status_code == 403
+    auditor_agency = make_agency(session, "Audit office", AgencyKind.OTHER)
+    auditor = make_user(
+        session, security, auditor_agency, roles=[Role.AUDITOR], totp_secret=pyotp.random_base32()
+    )
+    r = client.get(
+        "/api/v1/people", params={"name": "Doe"}, headers=bearer(user_token(security, auditor))
+    )
+    assert r.status_code == 403
+    system = make_client(session, security, w.police, [Scope.CASES_READ, Scope.REFERRALS_WRITE])
+    r = client.get(
+        "/api/v1/people", params={"name": "Doe"}, headers=bearer(client_token(security, system))
+    )
+    assert r.status_code == 403
+
+
+def test_matching_tolerates_nicknames_initials_case_accents_and_postcode_spacing(
+    client: TestClient, session: Session, security: Security
+) -> None:
+    w = world(session, security)
+    body = dv_referral(
+        w.panel.id,
+        victim={
+            "given_name": "Robert",
+            "family_name": "O'Brien-Smith",
+            "aliases": ["Robbie Brown"],
+            "date_of_birth": "1985-07-14",
+            "postcode": "da6 7at",
+        },
+    )
+    body["people"].append(
+        {
+            "role": "child_in_household",
+            "details": {"given_name": "Zoë", "family_name": "Ñúñez", "postcode": "SE9 1AA"},
+        }
+    )
+    referral = submit(client, w.partner, body)
+    ids = people_of(client, w.coord, referral["id"])
+    robert, zoe = ids["victim"], ids["child_in_household"]
+
+    def best(**params: Any) -> dict[str, Any]:
+        found = search(client, w.coord, **params)
+        assert found, params
+        return found[0]
+
+    nickname = best(name="Bob OBrien-Smith")
+    assert nickname["person"]["id"] == robert
+    assert {"given_name", "family_name"} <= set(nickname["matched_on"])
+    assert best(name="bobby o'brien smith".replace(" smith", "-smith"))["person"]["id"] == robert
+    initial = best(name="R. O'Brien-Smith")
+    assert initial["person"]["id"] == robert
+    assert "initial" in initial["matched_on"]
+    assert initial["score"] < nickname["score"]
+    by_alias = best(name="Brown", date_of_birth="1985-07-14")
+    assert by_alias["person"]["id"] == robert
+    assert by_alias["matched_on"] == ["alias", "date_of_birth"]
+    by_dob = best(date_of_birth="1985-07-14")
+    assert by_dob["person"]["id"] == robert
+    assert by_dob["matched_on"] == ["date_of_birth"]
+    for spelling in ("DA67AT", "da6 7at", "DA6 7AT"):
+        by_postcode = best(postcode=spelling)
+        assert by_postcode["person"]["id"] == robert
+        assert by_postcode["matched_on"] == ["postcode"]
+    # The stored postcode is normalised to upper case.
+    assert by_postcode["person"]["postcode"] == "DA6 7AT"
+    district = best(name="O'Brien-Smith", postcode="DA6 9ZZ")
+    assert "postcode_district" in district["matched_on"]
+    accented = best(name="Zoe Nunez")
+    assert accented["person"]["id"] == zoe
+    assert accented["person"]["given_name"] == "Zoë"
+    # A full match outranks a partial one; every score is within 0..1.
+    full = search(
+        client, w.coord, name="Robert O'Brien-Smith", date_of_birth="1985-07-14", postcode="DA6 7AT"
+    )
+    assert full[0]["person"]["id"] == robert
+    assert full[0]["score"] == 1.0
+    assert all(0 <= c["score"] <= 1 for c in full)
+    assert search(client, w.coord, name="Nobody Known") == []
+
+
+def test_search_ranks_candidates_best_first(
+    client: TestClient, session: Session, security: Security
+) -> None:
+    w = world(session, security)
+    exact = submit(
+        client, w.partner, dv_referral(w.panel.id, victim=victim("Amy", "Clark", "1990-01-01"))
+    )
+    near = submit(
+        client,
+        w.partner,
+        dv_referral(w.panel.id, victim=victim("Beth", "Clark", "1991-01-01", postcode="SE1 1AA")),
+    )
+    found = search(client, w.coord, name="Amy Clark", date_of_birth="1990-01-01")
+    ids = [c["person"]["id"] for c in found]
+    assert ids[0] == people_of(client, w.coord, exact["id"])["victim"]
+    assert people_of(client, w.coord, near["id"])["victim"] in ids
+    scores = [c["score"] for c in found]
+    assert scores == sorted(scores, reverse=True)
+    assert len(search(client, w.coord, name="Clark", limit=1)) == 1
+
+
+def test_search_parameters_are_validated(
+    client: TestClient, session: Session, security: Security
+) -> None:
+    w = world(session, security)
+    for params in (
+        {},
+        {"date_of_birth": "1990-02-30"},
+        {"postcode": "DA6 7AT 12345"},
+        {"name": "x" * 201},
+        {"name": "Doe", "limit": 0},
+        {"name": "Doe", "limit": 51},
+    ):
+        r = client.get("/api/v1/people", params=params, headers=w.coord)
+        assert r.status_code == 422, params
+        assert r.headers["content-type"].startswith("application/problem+json")
+
+
+# Linking referrals to people ----------------------------------------------------------------
+
+
+def test_a_referral_about_a_known_person_links_to_them(
+    client: TestClient, session: Session, security: Security
+) -> None:
+    w = world(session, security)
+    first = submit(client, w.partner, dv_referral(w.panel.id))
+    before = person_count(session)
+    # Same name and date of birth (a nickname, another postcode, other case): the same person.
+    second = submit(
+        client,
+        w.ref,
+        dv_referral(w.panel.id, victim=victim("JANE", "doe", "1990-04-01", postcode="SE2 0AA")),
+    )
+    assert person_count(session) == before  # victim and perpetrator both known
+    a, b = people_of(client, w.coord, first["id"]), people_of(client, w.coord, second["id"])
+    assert a == b
+    assert (
+        client.get(f"/api/v1/referrals/{second['id']}", headers=w.coord).json()[
+            "possible_duplicates"
+        ]
+        == 0
+    )
+
+    case_id = decide(client, w.coord, first["id"], "accept").json()["case_id"]
+    case = client.get(f"/api/v1/cases/{case_id}", headers=w.coord).json()
+    assert case["subject_person_id"] == a["victim"]
+    assert {p["person_id"] for p in case["people"]} == {a["victim"], a["perpetrator"]}
+    # The second referral joins the same case: one person, one case.
+    assert decide(client, w.coord, second["id"], "accept").json()["case_id"] == case_id
+
+    nickname = submit(
+        client,
+        w.partner,
+        dv_referral(w.panel.id, victim=victim("Bob", "Smith", "1970-01-01")),
+    )
+    formal = submit(
+        client,
+        w.partner,
+        dv_referral(w.panel.id, victim=victim("Robert", "Smith", "1970-01-01")),
+    )
+    assert (
+        people_of(client, w.coord, nickname["id"])["victim"]
+        == people_of(client, w.coord, formal["id"])["victim"]
+    )
+
+
+def test_a_likely_duplicate_is_flagged_and_never_merged(
+    client: TestClient, session: Session, security: Security
+) -> None:
+    w = world(session, security)
+    first = submit(client, w.partner, dv_referral(w.panel.id))
+    jane = people_of(client, w.coord, first["id"])["victim"]
+    before = person_count(session)
+    # Same family name and date of birth, another first name: a new record, flagged.
+    body = dv_referral(w.panel.id, victim=victim("Janet", "Doe", "1990-04-01", postcode="N1 1AA"))
+    second = submit(client, w.partner, body)
+    assert second["possible_duplicates"] is None  # not for the partner system to know
+    seen = client.get(f"/api/v1/referrals/{second['id']}", headers=w.coord).json()
+    assert seen["possible_duplicates"] >= 1
+    janet = people_of(client, w.coord, second["id"])["victim"]
+    assert janet != jane
+    assert person_count(session) == before + 1
+    session.expire_all()
+    suspicion = session.get(PersonDuplicate, (uuid.UUID(janet), uuid.UUID(jane)))
+    assert suspicion is not None
+    assert suspicion.status == "open"
+    assert suspicion.score >= 0.6
+    # Both records survive, each with their own name.
+    found = search(client, w.coord, name="Doe", date_of_birth="1990-04-01")
+    assert {c["person"]["given_name"] for c in found} == {"Jane", "Janet"}
+    # Someone unrelated raises no suspicion.
+    other = submit(
+        client, w.partner, dv_referral(w.panel.id, victim=victim("Una", "Related", "1950-05-05"))
+    )
+    assert (
+        client.get(f"/api/v1/referrals/{other['id']}", headers=w.coord).json()[
+            "possible_duplicates"
+        ]
+        == 0
+    )
+
+
+def test_an_agency_identifier_links_to_the_person_who_holds_it(
+    client: TestClient, session: Session, security: Security
+) -> None:
+    w = world(session, security)
+    ident = [{"agency_id": str(w.police.id), "identifier": "PNC-99/123456X"}]
+    first = submit(
+        client,
+        w.partner,
+        dv_referral(
+            w.panel.id, victim={**victim("Kim", "Lee", "1980-01-01"), "agency_identifiers": ident}
+        ),
+    )
+    # Married since, moved: the identifier still finds her.
+    second = submit(
+        client,
+        w.partner,
+        dv_referral(
+            w.panel.id,
+            victim={**victim("Kim", "Park", "1980-01-01", "E1 1AA"), "agency_identifiers": ident},
+        ),
+    )
+    assert (
+        people_of(client, w.coord, first["id"])["victim"]
+        == people_of(client, w.coord, second["id"])["victim"]
+    )
+    bad = dv_referral(
+        w.panel.id,
+        victim={
+            **victim("No", "Agency", "1981-01-01"),
+            "agency_identifiers": [{"agency_id": str(uuid.uuid4()), "identifier": "X1"}],
+        },
+    )
+    r = client.post("/api/v1/referrals", json=bad, headers=w.partner)
+    assert r.status_code == 422
+
+
+def test_a_referral_may_name_a_known_person_by_id(
+    client: TestClient, session: Session, security: Security
+) -> None:
+    w = world(session, security)
+    first = submit(client, w.partner, dv_referral(w.panel.id))
+    jane = people_of(client, w.coord, first["id"])["victim"]
+    body = dv_referral(w.panel.id)
+    body["people"][0] = {"role": "victim", "person_id": jane}
+    # The coordinator (whose council may refer) sees Jane and may name her.
+    by_id = submit(client, w.coord, body)
+    assert people_of(client, w.coord, by_id["id"])["victim"] == jane
+    # A referrer who cannot see her may not: her id must not confirm she exists.
+    r = client.post("/api/v1/referrals", json=body, headers=w.partner)
+    assert r.status_code == 422
+    body["people"][0] = {"role": "victim", "person_id": str(uuid.uuid4())}
+    assert client.post("/api/v1/referrals", json=body, headers=w.coord).status_code == 422
+
+
+# Reading a person, and safe contact details -----------------------------------------------------
+
+
+def test_safe_contact_details_only_for_those_who_need_them(
+    client: TestClient, session: Session, security: Security
+) -> None:
+    w = world(session, security)
+    referral = submit(client, w.partner, dv_referral(w.panel.id))
+    ids = people_of(client, w.coord, referral["id"])
+    victim_id = ids["victim"]
+    decide(client, w.coord, referral["id"], "accept")
+
+    def read(headers: Headers) -> dict[str, Any]:
+        r = client.get(f"/api/v1/people/{victim_id}", headers=headers)
+        assert r.status_code == 200, r.text
+        out: dict[str, Any] = r.json()
+        return out
+
+    coordinator_view = read(w.coord)
+    assert coordinator_view["safe_contact"] == {**SAFE, "email": None, "notes": None}
+    assert coordinator_view["given_name"] == "Jane"
+    assert coordinator_view["date_of_birth"] == "1990-04-01"
+    assert read(w.chair)["safe_contact"]["phone"] == SAFE["phone"]
+    # The IDVA represents the victim: they need it.
+    assert read(w.idva_rep)["safe_contact"]["phone"] == SAFE["phone"]
+    # A plain representative of another agency, and an observer, do not.
+    assert read(w.rep)["safe_contact"] is None
+    assert read(w.observer)["safe_contact"] is None
+    [hit] = search(client, w.rep, name="Jane Doe")
+    assert hit["person"]["safe_contact"] is None
+    [hit] = search(client, w.coord, name="Jane Doe")
+    assert hit["person"]["safe_contact"]["phone"] == SAFE["phone"]
+    # A partner system reading cases of its panel does not either.
+    system = make_client(session, security, w.police, [Scope.CASES_READ])
+    assert read(bearer(client_token(security, system)))["safe_contact"] is None
+
+
+def test_running_one_panel_does_not_unlock_safe_contacts_on_another(
+    client: TestClient, session: Session, security: Security
+) -> None:
+    """A coordinator of panel A who only represents their agency on panel B sees B's victims
+    as any representative does: without their safe contact details."""
+    w = world(session, security)
+    referral = submit(client, w.partner, dv_referral(w.panel.id))
+    victim_id = people_of(client, w.coord, referral["id"])["victim"]
+    decide(client, w.coord, referral["id"], "accept")
+    elsewhere = make_panel(session, "community_marac", [w.police])
+    police_user, police_headers = person_headers(
+        session, security, w.police, w.panel, "representative"
+    )
+    give_role(session, elsewhere, police_user.id, "coordinator")
+    r = client.get(f"/api/v1/people/{victim_id}", headers=police_headers)
+    assert r.status_code == 200
+    assert r.json()["safe_contact"] is None
+    [hit] = search(client, police_headers, name="Jane Doe")
+    assert hit["person"]["safe_contact"] is None
+
+
+def test_reading_a_person_needs_a_case_or_referral_you_may_see(
+    client: TestClient, session: Session, security: Security
+) -> None:
+    w = world(session, security)
+    referral = submit(client, w.partner, dv_referral(w.panel.id))
+    victim_id = people_of(client, w.coord, referral["id"])["victim"]
+    assert client.get(f"/api/v1/people/{victim_id}", headers=w.coord).status_code == 200
+    assert client.get(f"/api/v1/people/{victim_id}", headers=w.rep).status_code == 404
+    assert client.get(f"/api/v1/people/{uuid.uuid4()}", headers=w.coord).status_code == 404
+    assert client.get("/api/v1/people/not-a-uuid", headers=w.coord).status_code == 422
+    admin = admin_headers(session, security)
+    assert client.get(f"/api/v1/people/{victim_id}", headers=admin).status_code == 403
+    # The referrer (a partner system without case access) cannot read people.
+    assert client.get(f"/api/v1/people/{victim_id}", headers=w.partner).status_code == 403
+    # Excluding an agency from the case hides its people from that agency.
+    case_id = decide(client, w.coord, referral["id"], "accept").json()["case_id"]
+    assert client.get(f"/api/v1/people/{victim_id}", headers=w.rep).status_code == 200
+    r = client.post(
+        f"/api/v1/cases/{case_id}/exclusions",
+        json={"agency_id": str(w.police.id), "reason": "The perpetrator works there"},
+        headers=w.coord,
+    )
+    assert r.status_code == 201, r.text
+    assert client.get(f"/api/v1/people/{victim_id}", headers=w.rep).status_code == 404
+    assert search(client, w.rep, name="Jane Doe") == []
+
+
+def test_a_known_person_is_found_however_many_share_a_postcode_or_birthday(
+    client: TestClient, session: Session, security: Security
+) -> None:
+    """Hundreds of people at one block of flats, born on one day: the exact match still links
+    and still ranks first, whatever order the database returns candidates in."""
+    w = world(session, security)
+    for i in range(230):
+        session.add(
+            Person(
+                given_name=f"Filler{i}",
+                family_name=f"Resident{i}",
+                date_of_birth=date(1990, 4, 1),
+                postcode="DA6 7AT",
+                family_key=f"resident{chr(97 + i % 26)}{i}",
+                given_key=f"filler{i}",
+                postcode_key="DA67AT",
+            )
+        )
+    session.commit()
+    first = submit(client, w.partner, dv_referral(w.panel.id))
+    jane = people_of(client, w.coord, first["id"])["victim"]
+    for i in range(230, 260):
+        session.add(
+            Person(
+                given_name=f"Later{i}",
+                family_name="Doe",
+                date_of_birth=date(1990, 4, 1),
+                postcode="DA6 7AT",
+                family_key="doe",
+                given_key=f"later{i}",
+                postcode_key="DA67AT",
+            )
+        )
+    session.commit()
+    before = person_count(session)
+    second = submit(client, w.partner, dv_referral(w.panel.id))
+    assert people_of(client, w.coord, second["id"])["victim"] == jane
+    assert person_count(session) == before
+    found = search(client, w.coord, name="Jane Doe", date_of_birth="1990-04-01")
+    assert found[0]["person"]["id"] == jane
+    assert found[0]["score"] >= 0.85
