@@ -41,6 +41,17 @@ class Actor:
     def system(cls) -> Actor:
         return cls(kind=ActorKind.SYSTEM)
 
+    @property
+    def required_id(self) -> uuid.UUID:
+        """The id of an authenticated actor (never called for anonymous ones)."""
+        assert self.id is not None, "an authenticated actor has an id"
+        return self.id
+
+    @property
+    def required_agency_id(self) -> uuid.UUID:
+        assert self.agency_id is not None, "an authenticated actor has an agency"
+        return self.agency_id
+
     def can(self, permission: Permission) -> bool:
         return permission in self.permissions
 

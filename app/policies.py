@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import and_, exists, false, or_, select, true
+from sqlmodel import col
 
 from app.actor import Actor, ActorKind
 from app.models.api_client import ApiClient
@@ -50,33 +51,36 @@ def member_panel_ids(actor: Actor) -> Any:
         # An agency's systems never receive an isolated panel's cases (Channel): those are
         # for the people who sit on that panel.
         return (
-            select(PanelMember.panel_id)
-            .join(Panel, Panel.id == PanelMember.panel_id)
-            .where(PanelMember.agency_id == actor.agency_id, Panel.panel_type.not_in(ISOLATED))
+            select(col(PanelMember.panel_id))
+            .join(Panel, col(Panel.id) == col(PanelMember.panel_id))
+            .where(
+                col(PanelMember.agency_id) == actor.agency_id,
+                col(Panel.panel_type).not_in(ISOLATED),
+            )
         )
     return (
-        select(PanelRole.panel_id)
+        select(col(PanelRole.panel_id))
         .join(
             PanelMember,
             and_(
-                PanelMember.panel_id == PanelRole.panel_id,
-                PanelMember.agency_id == actor.agency_id,
+                col(PanelMember.panel_id) == col(PanelRole.panel_id),
+                col(PanelMember.agency_id) == actor.agency_id,
             ),
         )
-        .where(PanelRole.user_id == actor.id)
+        .where(col(PanelRole.user_id) == actor.id)
     )
 
 
 def managed_panel_ids(actor: Actor) -> Any:
     """Panels the actor chairs or coordinates (subquery of panel ids)."""
     if actor.kind is not ActorKind.USER or not actor.can(Permission.REFERRAL_TRIAGE):
-        return select(PanelRole.panel_id).where(false())
-    return member_panel_ids(actor).where(PanelRole.role.in_(MANAGING_ROLES))
+        return select(col(PanelRole.panel_id)).where(false())
+    return member_panel_ids(actor).where(col(PanelRole.role).in_(MANAGING_ROLES))
 
 
 def _excluded(case_id: Any, actor: Actor) -> Any:
     return exists().where(
-        CaseExclusion.case_id == case_id, CaseExclusion.agency_id == actor.agency_id
+        col(CaseExclusion.case_id) == case_id, col(CaseExclusion.agency_id) == actor.agency_id
     )
 
 
@@ -84,17 +88,17 @@ def visible_cases(actor: Actor) -> Any:
     """Cases of the actor's panels that do not exclude the actor's agency."""
     if not actor.can(Permission.CASE_READ):
         return false()
-    return and_(Case.panel_id.in_(member_panel_ids(actor)), ~_excluded(Case.id, actor))
+    return and_(col(Case.panel_id).in_(member_panel_ids(actor)), ~_excluded(col(Case.id), actor))
 
 
 def visible_referrals(actor: Actor) -> Any:
     """Own referrals; every referral of a panel one runs; triaged ones behind visible cases."""
-    own = Referral.submitted_by_id == actor.id
+    own = col(Referral.submitted_by_id) == actor.id
     if not actor.can(Permission.CASE_READ):
         return own
-    not_excluded = or_(Referral.case_id.is_(None), ~_excluded(Referral.case_id, actor))
-    managed = and_(Referral.panel_id.in_(managed_panel_ids(actor)), not_excluded)
-    triaged = Referral.case_id.in_(select(Case.id).where(visible_cases(actor)))
+    not_excluded = or_(col(Referral.case_id).is_(None), ~_excluded(col(Referral.case_id), actor))
+    managed = and_(col(Referral.panel_id).in_(managed_panel_ids(actor)), not_excluded)
+    triaged = col(Referral.case_id).in_(select(col(Case.id)).where(visible_cases(actor)))
     return or_(own, managed, triaged)
 
 
@@ -103,16 +107,16 @@ def visible_people(actor: Actor) -> Any:
     if not actor.can(Permission.CASE_READ):
         return false()
     on_cases = (
-        select(CasePerson.person_id)
-        .join(Case, Case.id == CasePerson.case_id)
+        select(col(CasePerson.person_id))
+        .join(Case, col(Case.id) == col(CasePerson.case_id))
         .where(visible_cases(actor))
     )
     on_referrals = (
-        select(ReferralPerson.person_id)
-        .join(Referral, Referral.id == ReferralPerson.referral_id)
+        select(col(ReferralPerson.person_id))
+        .join(Referral, col(Referral.id) == col(ReferralPerson.referral_id))
         .where(
-            Referral.panel_id.in_(managed_panel_ids(actor)),
-            or_(Referral.case_id.is_(None), ~_excluded(Referral.case_id, actor)),
+            col(Referral.panel_id).in_(managed_panel_ids(actor)),
+            or_(col(Referral.case_id).is_(None), ~_excluded(col(Referral.case_id), actor)),
         )
     )
-    return or_(Person.id.in_(on_cases), Person.id.in_(on_referrals))
+    return or_(col(Person.id).in_(on_cases), col(Person.id).in_(on_referrals))

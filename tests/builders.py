@@ -121,8 +121,14 @@ class Principals:
     bare_client: Principal
 
     def all(self) -> list[Principal]:
-        return [self.admin, self.auditor, self.agency_admin, self.member, self.client,
-                self.bare_client]
+        return [
+            self.admin,
+            self.auditor,
+            self.agency_admin,
+            self.member,
+            self.client,
+            self.bare_client,
+        ]
 
 
 def make_principals(session: Session, security: Security) -> Principals:
@@ -182,8 +188,9 @@ def dash(yes: int) -> list[str]:
     return ["yes"] * yes + ["no"] * (24 - yes)
 
 
-def dv_referral(panel_id: uuid.UUID, *, yes: int = 15, victim: dict[str, object] | None = None,
-                **form: object) -> dict[str, object]:
+def dv_referral(
+    panel_id: uuid.UUID, *, yes: int = 15, victim: dict[str, object] | None = None, **form: object
+) -> dict[str, object]:
     """A valid DV MARAC referral body (visible high risk unless the form says otherwise)."""
     return {
         "panel_id": str(panel_id),
@@ -203,13 +210,23 @@ def dv_referral(panel_id: uuid.UUID, *, yes: int = 15, victim: dict[str, object]
             },
             {
                 "role": "perpetrator",
-                "details": {"given_name": "John", "family_name": "Roe",
-                            "date_of_birth": "1988-02-02"},
+                "details": {
+                    "given_name": "John",
+                    "family_name": "Roe",
+                    "date_of_birth": "1988-02-02",
+                },
             },
         ],
-        "form": {"criterion": "visible_high_risk", "dash_answers": dash(yes),
-                 "children_in_household": 2, **form},
-        "consent": {"status": "not_sought", "lawful_basis": "crime_and_disorder_act_1998_s115",
-                    "reason": "Risk of serious harm; seeking consent would increase the risk"},
+        "form": {
+            "criterion": "visible_high_risk",
+            "dash_answers": dash(yes),
+            "children_in_household": 2,
+            **form,
+        },
+        "consent": {
+            "status": "not_sought",
+            "lawful_basis": "crime_and_disorder_act_1998_s115",
+            "reason": "Risk of serious harm; seeking consent would increase the risk",
+        },
         "crime_reference": "CAD1234/20NOV26",
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -164,7 +165,7 @@ def test_sealing_continues_the_chain_across_batches(
     second = _seal(session, settings)
     seals = list(session.scalars(select(AuditSeal).order_by(AuditSeal.chain_index)))  # type: ignore[arg-type]
     assert [s.chain_index for s in seals] == list(range(first + second))
-    for earlier, later in zip(seals, seals[1:], strict=False):
+    for earlier, later in itertools.pairwise(seals):
         assert later.prev_hash == earlier.hash
 
 
@@ -214,7 +215,9 @@ def test_verify_finds_an_event_slipped_in_behind_the_service(
     assert body["first_break"]["event_id"] == forged.id
 
 
-@pytest.mark.parametrize("statement", ["UPDATE audit_event SET action = 'x'", "DELETE FROM audit_event"])
+@pytest.mark.parametrize(
+    "statement", ["UPDATE audit_event SET action = 'x'", "DELETE FROM audit_event"]
+)
 def test_the_database_refuses_to_change_audit_events(
     client: TestClient, session: Session, principals: Principals, statement: str
 ) -> None:
@@ -265,9 +268,7 @@ def test_auditors_filter_and_page_the_log(
     assert _events(session, action="audit.query", actor_id=principals.auditor.id)
 
 
-def test_time_window_filters(
-    client: TestClient, session: Session, principals: Principals
-) -> None:
+def test_time_window_filters(client: TestClient, session: Session, principals: Principals) -> None:
     client.get("/api/v1/me", headers=principals.member.headers)
     future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
@@ -288,7 +289,7 @@ def test_time_window_filters(
 def test_csv_export(client: TestClient, session: Session, principals: Principals) -> None:
     client.get(
         f"/api/v1/agencies/{principals.home.id}",
-        headers={**principals.member.headers, "X-Purpose": "=HYPERLINK(\"x\")"},
+        headers={**principals.member.headers, "X-Purpose": '=HYPERLINK("x")'},
     )
     r = client.get(
         "/api/v1/audit/events/export",

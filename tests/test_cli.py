@@ -74,8 +74,11 @@ def test_create_admin_prints_the_second_factor(env: str) -> None:
     secret = result.output.split("secret:", 1)[1].split()[0]
 
     client = TestClient(create_app(Settings()))
-    form = {"grant_type": "password", "username": "root@example.org",
-            "password": "a-long-enough-pass"}
+    form = {
+        "grant_type": "password",
+        "username": "root@example.org",
+        "password": "a-long-enough-pass",
+    }
     assert client.post("/api/v1/auth/token", data=form).status_code == 400  # otp required
     ok = client.post("/api/v1/auth/token", data={**form, "otp": pyotp.TOTP(secret).now()})
     assert ok.status_code == 200, ok.text

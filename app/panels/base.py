@@ -80,6 +80,9 @@ class PanelConfigUpdate(BaseModel):
     retention_years: int | None = Field(default=None, ge=1, le=100)
 
 
+RiskBand = Literal["standard", "medium", "high"]
+
+
 @dataclass(frozen=True)
 class Assessment:
     """The service's own reading of a referral form: never the client's."""
@@ -87,7 +90,7 @@ class Assessment:
     eligible: bool
     reasons: list[str] = field(default_factory=list)
     computed: dict[str, Any] = field(default_factory=dict)
-    risk_level: Literal["standard", "medium", "high"] | None = None
+    risk_level: RiskBand | None = None
 
 
 @dataclass(frozen=True)

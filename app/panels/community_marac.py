@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.panels.base import Assessment, Cadence, LongText, PanelConfig, PanelType
+from app.panels.base import Assessment, Cadence, LongText, PanelConfig, PanelType, RiskBand
 
 
 class RiskArea(StrEnum):
@@ -54,7 +54,7 @@ class CommunityMarac(PanelType):
             reasons.append("hoarding needs a clutter_rating (1-9)")
         fire = RiskArea.FIRE_RISK in form.risk_areas or (form.clutter_rating or 0) >= 7
         computed = {"fire_risk": fire, "clutter_rating": form.clutter_rating}
-        risk = "high" if form.emergency or fire else "medium"
+        risk: RiskBand = "high" if form.emergency or fire else "medium"
         return Assessment(eligible=not reasons, reasons=reasons, computed=computed, risk_level=risk)
 
 

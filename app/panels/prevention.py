@@ -14,6 +14,7 @@ from app.panels.base import (
     PanelConfig,
     PanelType,
     PersonFacts,
+    RiskBand,
     ShortText,
 )
 
@@ -49,7 +50,9 @@ class YouthPanel(PanelType):
 
     def assess(self, form: BaseModel, config: PanelConfig) -> Assessment:
         assert isinstance(form, YouthForm)
-        risk = "high" if len(form.risk_factors) > len(form.protective_factors) + 2 else "medium"
+        risk: RiskBand = (
+            "high" if len(form.risk_factors) > len(form.protective_factors) + 2 else "medium"
+        )
         computed = {
             "risk_factors": len(form.risk_factors),
             "protective_factors": len(form.protective_factors),

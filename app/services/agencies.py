@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from app import audit
 from app.actor import Actor
@@ -33,12 +34,14 @@ def list_agencies(
     """Agencies, alphabetically, filtered by kind, status and a name fragment."""
     stmt = select(Agency)
     if kind is not None:
-        stmt = stmt.where(Agency.kind == kind.value)  # type: ignore[arg-type]
+        stmt = stmt.where(col(Agency.kind) == kind.value)
     if is_active is not None:
-        stmt = stmt.where(Agency.is_active == is_active)  # type: ignore[arg-type]
+        stmt = stmt.where(col(Agency.is_active) == is_active)
     if name:
-        stmt = stmt.where(func.lower(Agency.name).contains(name.lower(), autoescape=True))
-    page = paginate(session, stmt, [(Agency.name, str), (Agency.id, uuid.UUID)], cursor, limit)
+        stmt = stmt.where(func.lower(col(Agency.name)).contains(name.lower(), autoescape=True))
+    page = paginate(
+        session, stmt, [(col(Agency.name), str), (col(Agency.id), uuid.UUID)], cursor, limit
+    )
     audit.record(
         session,
         actor,
@@ -66,9 +69,9 @@ def get_agency(session: Session, actor: Actor, agency_id: uuid.UUID) -> Agency:
 
 
 def _ensure_name_free(session: Session, name: str, exclude: uuid.UUID | None = None) -> None:
-    stmt = select(Agency.id).where(func.lower(Agency.name) == name.lower())  # type: ignore[call-overload]
+    stmt = select(col(Agency.id)).where(func.lower(col(Agency.name)) == name.lower())
     if exclude is not None:
-        stmt = stmt.where(Agency.id != exclude)
+        stmt = stmt.where(col(Agency.id) != exclude)
     if session.scalar(stmt) is not None:
         raise Conflict(f"An agency named '{name}' already exists", resource_type="agency")
 

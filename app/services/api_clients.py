@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from app import audit
 from app.actor import Actor
@@ -45,10 +46,10 @@ def list_clients(
     """API clients, oldest first, optionally for one agency."""
     stmt = select(ApiClient).where(visible_api_clients(actor))
     if agency_id is not None:
-        stmt = stmt.where(ApiClient.agency_id == agency_id)  # type: ignore[arg-type]
+        stmt = stmt.where(col(ApiClient.agency_id) == agency_id)
     if is_active is not None:
-        stmt = stmt.where(ApiClient.is_active == is_active)  # type: ignore[arg-type]
-    keys = [(ApiClient.created_at, datetime), (ApiClient.id, uuid.UUID)]
+        stmt = stmt.where(col(ApiClient.is_active) == is_active)
+    keys = [(col(ApiClient.created_at), datetime), (col(ApiClient.id), uuid.UUID)]
     page = paginate(session, stmt, keys, cursor, limit)
     audit.record(
         session,
@@ -63,7 +64,7 @@ def list_clients(
 def _get(
     session: Session, actor: Actor, client_id: uuid.UUID, *, for_update: bool = False
 ) -> ApiClient:
-    stmt = select(ApiClient).where(ApiClient.id == client_id, visible_api_clients(actor))  # type: ignore[arg-type]
+    stmt = select(ApiClient).where(col(ApiClient.id) == client_id, visible_api_clients(actor))
     client = session.scalars(stmt.with_for_update() if for_update else stmt).first()
     if client is None:
         raise NotFound("api_client", client_id)

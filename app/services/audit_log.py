@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from app import audit
 from app.actor import Actor
@@ -60,9 +61,9 @@ class AuditFilter:
             if value is not None:
                 stmt = stmt.where(column == value)
         if self.since is not None:
-            stmt = stmt.where(e.occurred_at >= self.since)  # type: ignore[operator]
+            stmt = stmt.where(col(e.occurred_at) >= self.since)
         if self.until is not None:
-            stmt = stmt.where(e.occurred_at < self.until)  # type: ignore[operator]
+            stmt = stmt.where(col(e.occurred_at) < self.until)
         return stmt
 
 
@@ -71,7 +72,7 @@ def query_events(
 ) -> tuple[list[AuditEvent], str | None]:
     """Events matching the filters, newest first."""
     stmt = filters.apply(select(AuditEvent))
-    page = paginate(session, stmt, [(AuditEvent.id, int)], cursor, limit, descending=True)
+    page = paginate(session, stmt, [(col(AuditEvent.id), int)], cursor, limit, descending=True)
     audit.record(
         session,
         actor,
@@ -86,7 +87,7 @@ def query_events(
 
 def export_events(session: Session, actor: Actor, filters: AuditFilter) -> str:
     """Every matching event (up to EXPORT_LIMIT), oldest first, as CSV text."""
-    stmt = filters.apply(select(AuditEvent)).order_by(AuditEvent.id).limit(EXPORT_LIMIT + 1)  # type: ignore[arg-type]
+    stmt = filters.apply(select(AuditEvent)).order_by(col(AuditEvent.id)).limit(EXPORT_LIMIT + 1)
     rows = list(session.scalars(stmt))
     if len(rows) > EXPORT_LIMIT:
         raise Invalid(f"More than {EXPORT_LIMIT} events match; narrow the filters")

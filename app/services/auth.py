@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from app import audit
 from app.actor import Actor, ActorKind
@@ -40,7 +41,7 @@ def _refuse(
 
 
 def _agency_active(session: Session, agency_id: uuid.UUID) -> bool:
-    return bool(session.scalar(select(Agency.is_active).where(Agency.id == agency_id)))  # type: ignore[call-overload]
+    return bool(session.scalar(select(col(Agency.is_active)).where(col(Agency.id) == agency_id)))
 
 
 def password_grant(
@@ -54,7 +55,7 @@ def password_grant(
 ) -> TokenResponse:
     """Log a person in. Every refusal looks the same whether or not the account exists."""
     user = session.scalars(
-        select(User).where(User.email == username.strip().lower()).with_for_update()  # type: ignore[arg-type]
+        select(User).where(col(User.email) == username.strip().lower()).with_for_update()
     ).first()
     password_ok = security.verify_secret(password, user.password_hash if user else None)
     if user is None:
@@ -225,7 +226,7 @@ def refresh_grant(
     """Rotate a refresh token. Presenting one already used revokes its whole family."""
     row = session.scalars(
         select(RefreshToken)
-        .where(RefreshToken.token_hash == security.digest(token))  # type: ignore[arg-type]
+        .where(col(RefreshToken.token_hash) == security.digest(token))
         .with_for_update()
     ).first()
     if row is None:
@@ -275,8 +276,8 @@ def refresh_grant(
 def _revoke_family(session: Session, family_id: uuid.UUID) -> None:
     session.execute(
         update(RefreshToken)
-        .where(RefreshToken.family_id == family_id)  # type: ignore[arg-type]
-        .where(RefreshToken.revoked_at.is_(None))  # type: ignore[union-attr]
+        .where(col(RefreshToken.family_id) == family_id)
+        .where(col(RefreshToken.revoked_at).is_(None))
         .values(revoked_at=utcnow())
     )
 
@@ -285,8 +286,8 @@ def revoke_user_tokens(session: Session, user_id: uuid.UUID) -> None:
     """Revoke every refresh token a user holds (deactivation, password reset)."""
     session.execute(
         update(RefreshToken)
-        .where(RefreshToken.user_id == user_id)  # type: ignore[arg-type]
-        .where(RefreshToken.revoked_at.is_(None))  # type: ignore[union-attr]
+        .where(col(RefreshToken.user_id) == user_id)
+        .where(col(RefreshToken.revoked_at).is_(None))
         .values(revoked_at=utcnow())
     )
 
@@ -294,7 +295,7 @@ def revoke_user_tokens(session: Session, user_id: uuid.UUID) -> None:
 def revoke(session: Session, actor: Actor, security: Security, token: str) -> None:
     """RFC 7009: revoke the refresh token's family; unknown tokens are not an error."""
     row = session.scalars(
-        select(RefreshToken).where(RefreshToken.token_hash == security.digest(token))  # type: ignore[arg-type]
+        select(RefreshToken).where(col(RefreshToken.token_hash) == security.digest(token))
     ).first()
     if row is None:
         audit.record(session, actor, AuditAction.AUTH_REVOKE, outcome=Outcome.NOT_FOUND)

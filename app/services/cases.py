@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from app import audit
 from app.actor import Actor
@@ -62,8 +63,8 @@ def _reference_prefix(session: Session, panel: Panel) -> str:
         select(func.count())
         .select_from(Panel)
         .where(
-            Panel.panel_type == panel.panel_type,  # type: ignore[arg-type]
-            tuple_(Panel.created_at, Panel.id) < tuple_(panel.created_at, panel.id),  # type: ignore[arg-type]
+            col(Panel.panel_type) == panel.panel_type,
+            tuple_(col(Panel.created_at), col(Panel.id)) < tuple_(panel.created_at, panel.id),
         )
     )
     return prefix if not earlier else f"{prefix}{earlier + 1}"
@@ -92,11 +93,11 @@ def open_from_referral(
     """Open a case for an accepted referral, or add it to the person's open case here."""
     case = session.scalars(
         select(Case)
-        .join(CasePerson, CasePerson.case_id == Case.id)  # type: ignore[arg-type]
+        .join(CasePerson, col(CasePerson.case_id) == col(Case.id))
         .where(
-            Case.panel_id == panel.id,  # type: ignore[arg-type]
-            Case.subject_person_id == subject_id,  # type: ignore[arg-type]
-            Case.status == CaseStatus.OPEN.value,  # type: ignore[arg-type]
+            col(Case.panel_id) == panel.id,
+            col(Case.subject_person_id) == subject_id,
+            col(Case.status) == CaseStatus.OPEN.value,
         )
         .with_for_update()
     ).first()
@@ -123,7 +124,9 @@ def open_from_referral(
         session.flush()
     existing = set(
         session.execute(
-            select(CasePerson.person_id, CasePerson.role).where(CasePerson.case_id == case.id)  # type: ignore[arg-type]
+            select(col(CasePerson.person_id), col(CasePerson.role)).where(
+                col(CasePerson.case_id) == case.id
+            )
         ).tuples()
     )
     for person in people:
@@ -162,7 +165,7 @@ def open_from_referral(
 def _visible(
     session: Session, actor: Actor, case_id: uuid.UUID, *, for_update: bool = False
 ) -> Case:
-    stmt = select(Case).where(Case.id == case_id, visible_cases(actor))  # type: ignore[arg-type]
+    stmt = select(Case).where(col(Case.id) == case_id, visible_cases(actor))
     case = session.scalars(stmt.with_for_update() if for_update else stmt).first()
     if case is None:
         raise NotFound("case", case_id)
@@ -171,12 +174,17 @@ def _visible(
 
 def _public(session: Session, case: Case) -> CasePublic:
     rows = session.execute(
-        select(CasePerson.person_id, CasePerson.role, Person.given_name, Person.family_name)
-        .join(Person, Person.id == CasePerson.person_id)  # type: ignore[arg-type]
-        .where(CasePerson.case_id == case.id)  # type: ignore[arg-type]
-        .order_by(CasePerson.role, Person.family_name)
+        select(
+            col(CasePerson.person_id),
+            col(CasePerson.role),
+            col(Person.given_name),
+            col(Person.family_name),
+        )
+        .join(Person, col(Person.id) == col(CasePerson.person_id))
+        .where(col(CasePerson.case_id) == case.id)
+        .order_by(col(CasePerson.role), col(Person.family_name))
     ).all()
-    panel_type = session.scalar(select(Panel.panel_type).where(Panel.id == case.panel_id))  # type: ignore[call-overload]
+    panel_type = session.scalar(select(col(Panel.panel_type)).where(col(Panel.id) == case.panel_id))
     return CasePublic.model_validate(
         {
             **case.model_dump(),
@@ -201,12 +209,12 @@ def list_cases(
     """Cases the caller may see, oldest first."""
     stmt = select(Case).where(visible_cases(actor))
     if panel_id is not None:
-        stmt = stmt.where(Case.panel_id == panel_id)  # type: ignore[arg-type]
+        stmt = stmt.where(col(Case.panel_id) == panel_id)
     if status is not None:
-        stmt = stmt.where(Case.status == status.value)  # type: ignore[arg-type]
+        stmt = stmt.where(col(Case.status) == status.value)
     if risk_level is not None:
-        stmt = stmt.where(Case.risk_level == risk_level)  # type: ignore[arg-type]
-    keys = [(Case.created_at, datetime), (Case.id, uuid.UUID)]
+        stmt = stmt.where(col(Case.risk_level) == risk_level)
+    keys = [(col(Case.created_at), datetime), (col(Case.id), uuid.UUID)]
     rows, next_cursor = paginate(session, stmt, keys, cursor, limit)
     audit.record(
         session,
@@ -249,16 +257,16 @@ def _support_consent_given(session: Session, case: Case) -> list[str]:
     consent = session.scalars(
         select(Consent)
         .where(
-            Consent.case_id == case.id,  # type: ignore[arg-type]
-            Consent.person_id == case.subject_person_id,  # type: ignore[arg-type]
-            Consent.purpose == SUPPORT_PURPOSE,  # type: ignore[arg-type]
+            col(Consent.case_id) == case.id,
+            col(Consent.person_id) == case.subject_person_id,
+            col(Consent.purpose) == SUPPORT_PURPOSE,
         )
-        .order_by(Consent.recorded_at.desc())  # type: ignore[attr-defined]
+        .order_by(col(Consent.recorded_at).desc())
     ).first()
     if consent is None:
         return ["a support plan cannot start without consent (purpose 'support_plan')"]
     subject = session.get(Person, case.subject_person_id)
-    record = ConsentRecord(status=consent.status, given_by=consent.given_by)  # type: ignore[arg-type]
+    record = ConsentRecord(status=consent.status, given_by=consent.given_by)
     return support_consent_problems(
         record, subject.date_of_birth if subject else None, utcnow().date()
     )
@@ -271,14 +279,14 @@ def _is_excluded(session: Session, case: Case, agency_id: uuid.UUID) -> bool:
 def _check_keyworker(session: Session, case: Case, user_id: uuid.UUID) -> None:
     """A keyworker holds a role on the panel, through a member agency not excluded here."""
     agency_id = session.scalar(
-        select(User.agency_id)  # type: ignore[call-overload]
-        .join(PanelRole, PanelRole.user_id == User.id)  # type: ignore[arg-type]
+        select(col(User.agency_id))
+        .join(PanelRole, col(PanelRole.user_id) == col(User.id))
         .join(
             PanelMember,
-            (PanelMember.panel_id == PanelRole.panel_id)  # type: ignore[arg-type]
-            & (PanelMember.agency_id == User.agency_id),  # type: ignore[arg-type]
+            (col(PanelMember.panel_id) == col(PanelRole.panel_id))
+            & (col(PanelMember.agency_id) == col(User.agency_id)),
         )
-        .where(PanelRole.panel_id == case.panel_id, User.id == user_id)  # type: ignore[arg-type]
+        .where(col(PanelRole.panel_id) == case.panel_id, col(User.id) == user_id)
     )
     if agency_id is None:
         raise Invalid("keyworker_user_id must hold a role on the panel")
@@ -356,7 +364,7 @@ def update_case(
 
 
 def version_of(session: Session, case_id: uuid.UUID) -> int:
-    return int(session.scalar(select(Case.version).where(Case.id == case_id)) or 0)  # type: ignore[call-overload]
+    return int(session.scalar(select(col(Case.version)).where(col(Case.id) == case_id)) or 0)
 
 
 # consents -----------------------------------------------------------------------------------
@@ -368,8 +376,8 @@ def list_consents(session: Session, actor: Actor, case_id: uuid.UUID) -> list[Co
     rows = list(
         session.scalars(
             select(Consent)
-            .where(Consent.case_id == case.id)  # type: ignore[arg-type]
-            .order_by(Consent.recorded_at.desc())  # type: ignore[attr-defined]
+            .where(col(Consent.case_id) == case.id)
+            .order_by(col(Consent.recorded_at).desc())
         )
     )
     audit.record(
@@ -392,10 +400,10 @@ def record_consent(session: Session, actor: Actor, case_id: uuid.UUID, data: Con
     case = _visible(session, actor, case_id)
     _require_role(session, actor, case, CONSENT_RECORDERS, "coordinator, chair or representatives")
     on_case = session.scalar(
-        select(CasePerson.person_id).where(
-            CasePerson.case_id == case.id, CasePerson.person_id == data.person_id
+        select(col(CasePerson.person_id)).where(
+            col(CasePerson.case_id) == case.id, col(CasePerson.person_id) == data.person_id
         )
-    )  # type: ignore[arg-type, call-overload]
+    )
     if on_case is None:
         raise Invalid("person_id is not a person on this case")
     if data.status.value != "given" and (data.lawful_basis is None or data.reason is None):
@@ -409,7 +417,7 @@ def record_consent(session: Session, actor: Actor, case_id: uuid.UUID, data: Con
         lawful_basis=data.lawful_basis.value if data.lawful_basis else None,
         reason=data.reason,
         recorded_by_kind=actor.kind.value,
-        recorded_by_id=actor.id,  # type: ignore[arg-type]
+        recorded_by_id=actor.required_id,
         recorded_at=utcnow(),
     )
     session.add(consent)
@@ -434,7 +442,7 @@ def list_exclusions(session: Session, actor: Actor, case_id: uuid.UUID) -> list[
     """Agencies kept out of this case (the panel's managers only)."""
     case = _visible(session, actor, case_id)
     _require_role(session, actor, case, MANAGING_ROLES, "coordinator or chair")
-    rows = list(session.scalars(select(CaseExclusion).where(CaseExclusion.case_id == case.id)))  # type: ignore[arg-type]
+    rows = list(session.scalars(select(CaseExclusion).where(col(CaseExclusion.case_id) == case.id)))
     audit.record(
         session,
         actor,
@@ -461,14 +469,17 @@ def add_exclusion(
     if session.get(CaseExclusion, (case.id, data.agency_id)) is not None:
         raise Conflict("That agency is already excluded", resource_type="case", resource_id=case.id)
     exclusion = CaseExclusion(
-        case_id=case.id, agency_id=data.agency_id, reason=data.reason, created_by_id=actor.id
-    )  # type: ignore[arg-type]
+        case_id=case.id,
+        agency_id=data.agency_id,
+        reason=data.reason,
+        created_by_id=actor.required_id,
+    )
     session.add(exclusion)
     if case.lead_agency_id == data.agency_id:
         case.lead_agency_id = None
     if case.keyworker_user_id is not None:
         keyworker_agency = session.scalar(
-            select(User.agency_id).where(User.id == case.keyworker_user_id)  # type: ignore[call-overload, arg-type]
+            select(col(User.agency_id)).where(col(User.id) == case.keyworker_user_id)
         )
         if keyworker_agency == data.agency_id:
             case.keyworker_user_id = None

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from app.actor import Actor
 from app.errors import Invalid
@@ -41,9 +42,9 @@ def once(
     digest = request_hash(body)
     previous = session.scalars(
         select(IdempotencyRecord).where(
-            IdempotencyRecord.principal == principal,  # type: ignore[arg-type]
-            IdempotencyRecord.endpoint == endpoint,  # type: ignore[arg-type]
-            IdempotencyRecord.key == key,  # type: ignore[arg-type]
+            col(IdempotencyRecord.principal) == principal,
+            col(IdempotencyRecord.endpoint) == endpoint,
+            col(IdempotencyRecord.key) == key,
         )
     ).first()
     if previous is not None:

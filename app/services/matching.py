@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from app.models.person import Person
 
@@ -170,13 +171,13 @@ def candidates(
     """
     fields: dict[str, Any] = {}
     if query.family:
-        fields["family"] = Person.family_key == query.family
+        fields["family"] = col(Person.family_key) == query.family
         if query.given:
-            fields["given"] = Person.given_key == query.given
+            fields["given"] = col(Person.given_key) == query.given
     if query.date_of_birth:
-        fields["born"] = Person.date_of_birth == query.date_of_birth
+        fields["born"] = col(Person.date_of_birth) == query.date_of_birth
     if query.postcode:
-        fields["postcode"] = Person.postcode_key == query.postcode
+        fields["postcode"] = col(Person.postcode_key) == query.postcode
     indexed = [fields[k] for k in ("family", "born", "postcode") if k in fields]
     if not indexed:
         return []

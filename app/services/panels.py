@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from app import audit
 from app.actor import Actor
@@ -72,10 +73,12 @@ def list_panels(
     """Every panel (the directory of panels is not confidential; their cases are)."""
     stmt = select(Panel)
     if panel_type is not None:
-        stmt = stmt.where(Panel.panel_type == panel_type)  # type: ignore[arg-type]
+        stmt = stmt.where(col(Panel.panel_type) == panel_type)
     if is_active is not None:
-        stmt = stmt.where(Panel.is_active == is_active)  # type: ignore[arg-type]
-    page = paginate(session, stmt, [(Panel.name, str), (Panel.id, uuid.UUID)], cursor, limit)
+        stmt = stmt.where(col(Panel.is_active) == is_active)
+    page = paginate(
+        session, stmt, [(col(Panel.name), str), (col(Panel.id), uuid.UUID)], cursor, limit
+    )
     audit.record(
         session,
         actor,
@@ -111,7 +114,9 @@ def create_panel(session: Session, actor: Actor, data: PanelCreate) -> Panel:
     panel_type = PANEL_TYPES.get(data.panel_type)
     if panel_type is None:
         raise Invalid(f"Unknown panel type '{data.panel_type}'; see GET /api/v1/panel-types")
-    if session.scalar(select(Panel.id).where(func.lower(Panel.name) == data.name.lower())):  # type: ignore[call-overload]
+    if session.scalar(
+        select(col(Panel.id)).where(func.lower(col(Panel.name)) == data.name.lower())
+    ):
         raise Conflict(f"A panel named '{data.name}' already exists", resource_type="panel")
     overrides = data.config.model_dump(exclude_none=True, mode="json") if data.config else {}
     panel = Panel(panel_type=panel_type.key, name=data.name, area=data.area, config=overrides)
@@ -136,7 +141,7 @@ def update_panel(
     check_if_match(if_match, panel.version, "panel", panel.id)
     before = _snapshot(panel)
     if data.name is not None and data.name.lower() != panel.name.lower():
-        taken = select(Panel.id).where(func.lower(Panel.name) == data.name.lower())  # type: ignore[call-overload]
+        taken = select(col(Panel.id)).where(func.lower(col(Panel.name)) == data.name.lower())
         if session.scalar(taken):
             raise Conflict(f"A panel named '{data.name}' already exists", resource_type="panel")
     if data.name is not None:
@@ -168,12 +173,12 @@ def panel_role_of(session: Session, actor: Actor, panel_id: uuid.UUID) -> str | 
     if actor.id is None or actor.agency_id is None:
         return None
     role: str | None = session.scalar(
-        select(PanelRole.role)
-        .join(PanelMember, PanelMember.panel_id == PanelRole.panel_id)  # type: ignore[arg-type]
+        select(col(PanelRole.role))
+        .join(PanelMember, col(PanelMember.panel_id) == col(PanelRole.panel_id))
         .where(
-            PanelRole.panel_id == panel_id,  # type: ignore[arg-type]
-            PanelRole.user_id == actor.id,  # type: ignore[arg-type]
-            PanelMember.agency_id == actor.agency_id,  # type: ignore[arg-type]
+            col(PanelRole.panel_id) == panel_id,
+            col(PanelRole.user_id) == actor.id,
+            col(PanelMember.agency_id) == actor.agency_id,
         )
     )
     return role
@@ -181,16 +186,18 @@ def panel_role_of(session: Session, actor: Actor, panel_id: uuid.UUID) -> str | 
 
 def _members(session: Session, panel_id: uuid.UUID) -> PanelMembers:
     agencies = session.execute(
-        select(PanelMember.agency_id, Agency.name, PanelMember.may_refer)
-        .join(Agency, Agency.id == PanelMember.agency_id)  # type: ignore[arg-type]
-        .where(PanelMember.panel_id == panel_id)  # type: ignore[arg-type]
-        .order_by(Agency.name)
+        select(col(PanelMember.agency_id), col(Agency.name), col(PanelMember.may_refer))
+        .join(Agency, col(Agency.id) == col(PanelMember.agency_id))
+        .where(col(PanelMember.panel_id) == panel_id)
+        .order_by(col(Agency.name))
     ).all()
     users = session.execute(
-        select(PanelRole.user_id, User.full_name, User.agency_id, PanelRole.role)
-        .join(User, User.id == PanelRole.user_id)  # type: ignore[arg-type]
-        .where(PanelRole.panel_id == panel_id)  # type: ignore[arg-type]
-        .order_by(User.full_name)
+        select(
+            col(PanelRole.user_id), col(User.full_name), col(User.agency_id), col(PanelRole.role)
+        )
+        .join(User, col(User.id) == col(PanelRole.user_id))
+        .where(col(PanelRole.panel_id) == panel_id)
+        .order_by(col(User.full_name))
     ).all()
     return PanelMembers(
         agencies=[
@@ -240,37 +247,41 @@ def update_members(
     for agency_id in data.remove_agency_ids:
         session.execute(
             delete(PanelMember).where(
-                PanelMember.panel_id == panel.id, PanelMember.agency_id == agency_id
+                col(PanelMember.panel_id) == panel.id, col(PanelMember.agency_id) == agency_id
             )
-        )  # type: ignore[arg-type]
+        )
         # Its users sit on the panel through it: their roles go with it.
         session.execute(
             delete(PanelRole).where(
-                PanelRole.panel_id == panel.id,  # type: ignore[arg-type]
-                PanelRole.user_id.in_(  # type: ignore[attr-defined]
-                    select(User.id).where(User.agency_id == agency_id)  # type: ignore[call-overload, arg-type]
+                col(PanelRole.panel_id) == panel.id,
+                col(PanelRole.user_id).in_(
+                    select(col(User.id)).where(col(User.agency_id) == agency_id)
                 ),
             )
         )
     member_agencies = set(
-        session.scalars(select(PanelMember.agency_id).where(PanelMember.panel_id == panel.id))
-    )  # type: ignore[call-overload, arg-type]
-    for entry in data.users:
-        user = session.get(User, entry.user_id)
+        session.scalars(
+            select(col(PanelMember.agency_id)).where(col(PanelMember.panel_id) == panel.id)
+        )
+    )
+    for seat in data.users:
+        user = session.get(User, seat.user_id)
         if user is None or not user.is_active:
-            raise Invalid(f"user {entry.user_id} is not an active user")
+            raise Invalid(f"user {seat.user_id} is not an active user")
         if user.agency_id not in member_agencies:
-            raise Invalid(f"user {entry.user_id} belongs to an agency that is not a member")
+            raise Invalid(f"user {seat.user_id} belongs to an agency that is not a member")
         role = session.get(PanelRole, (panel.id, user.id))
         if role is None:
-            session.add(PanelRole(panel_id=panel.id, user_id=user.id, role=entry.role.value))
+            session.add(PanelRole(panel_id=panel.id, user_id=user.id, role=seat.role.value))
             session.flush()
         else:
-            role.role = entry.role.value
+            role.role = seat.role.value
     for user_id in data.remove_user_ids:
         session.execute(
-            delete(PanelRole).where(PanelRole.panel_id == panel.id, PanelRole.user_id == user_id)
-        )  # type: ignore[arg-type]
+            delete(PanelRole).where(
+                col(PanelRole.panel_id) == panel.id, col(PanelRole.user_id) == user_id
+            )
+        )
     session.flush()
     audit.record(
         session,

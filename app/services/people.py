@@ -8,6 +8,7 @@ from datetime import date
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from app import audit
 from app.actor import Actor
@@ -42,24 +43,24 @@ def public(session: Session, actor: Actor, person: Person) -> PersonPublic:
 def needs_safe_contact(session: Session, actor: Actor, person_id: uuid.UUID) -> bool:
     """IDVA services (who represent victims) need safe contacts, and so do those who run a
     panel the person is referred to or has a case on; running some other panel is not enough."""
-    kind = session.scalar(select(Agency.kind).where(Agency.id == actor.agency_id))  # type: ignore[arg-type]
+    kind = session.scalar(select(col(Agency.kind)).where(col(Agency.id) == actor.agency_id))
     if kind == AgencyKind.IDVA_SERVICE.value:
         return True
     managed = managed_panel_ids(actor)
     on_referral = (
-        select(ReferralPerson.person_id)  # type: ignore[call-overload]
-        .join(Referral, Referral.id == ReferralPerson.referral_id)  # type: ignore[arg-type]
+        select(col(ReferralPerson.person_id))
+        .join(Referral, col(Referral.id) == col(ReferralPerson.referral_id))
         .where(
-            ReferralPerson.person_id == person_id,  # type: ignore[arg-type]
-            Referral.panel_id.in_(managed),  # type: ignore[attr-defined]
+            col(ReferralPerson.person_id) == person_id,
+            col(Referral.panel_id).in_(managed),
         )
     )
     on_case = (
-        select(CasePerson.person_id)  # type: ignore[call-overload]
-        .join(Case, Case.id == CasePerson.case_id)  # type: ignore[arg-type]
+        select(col(CasePerson.person_id))
+        .join(Case, col(Case.id) == col(CasePerson.case_id))
         .where(
-            CasePerson.person_id == person_id,  # type: ignore[arg-type]
-            Case.panel_id.in_(managed),  # type: ignore[attr-defined]
+            col(CasePerson.person_id) == person_id,
+            col(Case.panel_id).in_(managed),
             visible_cases(actor),
         )
     )
@@ -95,7 +96,7 @@ def search(
 def get_person(session: Session, actor: Actor, person_id: uuid.UUID) -> PersonPublic:
     """One person, if they are on a case or referral the caller may see."""
     person = session.scalars(
-        select(Person).where(Person.id == person_id, visible_people(actor))  # type: ignore[arg-type]
+        select(Person).where(col(Person.id) == person_id, visible_people(actor))
     ).first()
     if person is None:
         raise NotFound("person", person_id)
@@ -127,7 +128,7 @@ def resolve(
     """
     if person_id is not None:
         person = session.scalars(
-            select(Person).where(Person.id == person_id, visible_people(actor))  # type: ignore[arg-type]
+            select(Person).where(col(Person.id) == person_id, visible_people(actor))
         ).first()
         if person is None:
             raise Invalid(f"person_id {person_id} is not a person you can refer")
@@ -162,10 +163,10 @@ def _by_identifier(session: Session, details: PersonIn) -> Person | None:
     for ident in details.agency_identifiers:
         person = session.scalars(
             select(Person)
-            .join(PersonIdentifier, PersonIdentifier.person_id == Person.id)  # type: ignore[arg-type]
+            .join(PersonIdentifier, col(PersonIdentifier.person_id) == col(Person.id))
             .where(
-                PersonIdentifier.agency_id == ident.agency_id,  # type: ignore[arg-type]
-                PersonIdentifier.identifier == ident.identifier,  # type: ignore[arg-type]
+                col(PersonIdentifier.agency_id) == ident.agency_id,
+                col(PersonIdentifier.identifier) == ident.identifier,
             )
         ).first()
         if person is not None:

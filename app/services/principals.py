@@ -6,8 +6,11 @@ user, a client or their agency stops their tokens on the very next request.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from app.actor import Actor, ActorKind, RequestMeta
 from app.errors import Unauthorized
@@ -35,17 +38,17 @@ def load_actor(
 def _load_user(
     session: Session, claims: AccessClaims, meta: RequestMeta, mfa_roles: frozenset[str]
 ) -> Actor:
-    row = session.execute(
+    row: Any = session.execute(
         select(
-            User.agency_id,
-            User.roles,
-            User.is_active,
-            User.auth_epoch,
-            User.totp_secret_enc,
-            Agency.is_active.label("agency_active"),  # type: ignore[attr-defined]
+            col(User.agency_id),
+            col(User.roles),
+            col(User.is_active),
+            col(User.auth_epoch),
+            col(User.totp_secret_enc),
+            col(Agency.is_active).label("agency_active"),
         )
-        .join(Agency, Agency.id == User.agency_id)  # type: ignore[arg-type]
-        .where(User.id == claims.subject_id)  # type: ignore[arg-type]
+        .join(Agency, col(Agency.id) == col(User.agency_id))
+        .where(col(User.id) == claims.subject_id)
     ).first()
     if row is None or not row.is_active or not row.agency_active:
         raise Unauthorized("The account behind this token is not active")
@@ -68,16 +71,16 @@ def _load_user(
 
 
 def _load_client(session: Session, claims: AccessClaims, meta: RequestMeta) -> Actor:
-    row = session.execute(
+    row: Any = session.execute(
         select(
-            ApiClient.agency_id,
-            ApiClient.scopes,
-            ApiClient.is_active,
-            ApiClient.auth_epoch,
-            Agency.is_active.label("agency_active"),  # type: ignore[attr-defined]
+            col(ApiClient.agency_id),
+            col(ApiClient.scopes),
+            col(ApiClient.is_active),
+            col(ApiClient.auth_epoch),
+            col(Agency.is_active).label("agency_active"),
         )
-        .join(Agency, Agency.id == ApiClient.agency_id)  # type: ignore[arg-type]
-        .where(ApiClient.id == claims.subject_id)  # type: ignore[arg-type]
+        .join(Agency, col(Agency.id) == col(ApiClient.agency_id))
+        .where(col(ApiClient.id) == claims.subject_id)
     ).first()
     if row is None or not row.is_active or not row.agency_active:
         raise Unauthorized("The API client behind this token is not active")

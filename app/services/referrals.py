@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import and_, exists, false, func, or_, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from app import audit
 from app.actor import Actor, ActorKind
@@ -74,6 +75,11 @@ def _assess(panel_type: PanelType, form: BaseModel, config: PanelConfig) -> dict
     return {**assessment.computed, "risk_level": assessment.risk_level}
 
 
+def _risk(assessment: dict[str, object]) -> str | None:
+    risk = assessment.get("risk_level")
+    return str(risk) if risk is not None else None
+
+
 def _check_consent(
     panel_type: PanelType, consent: ConsentRecord, facts: list[PersonFacts], on: date
 ) -> None:
@@ -87,9 +93,9 @@ def _referring_panel(session: Session, actor: Actor, panel_id: uuid.UUID) -> Pan
     if panel is None or not panel.is_active:
         raise Invalid("panel_id does not name an active panel")
     may_refer = session.scalar(
-        select(PanelMember.may_refer).where(
-            PanelMember.panel_id == panel.id,  # type: ignore[arg-type]
-            PanelMember.agency_id == actor.agency_id,  # type: ignore[arg-type]
+        select(col(PanelMember.may_refer)).where(
+            col(PanelMember.panel_id) == panel.id,
+            col(PanelMember.agency_id) == actor.agency_id,
         )
     )
     if not may_refer:
@@ -107,12 +113,12 @@ def _repeat_of(
     """The most recent case on this panel about the person (as its subject: a repeat MARAC
     is a further incident for the same victim) heard, or opened, within the window."""
     since = utcnow() - timedelta(days=window_days)
-    heard = func.coalesce(Case.last_heard_at, Case.opened_at)
+    heard = func.coalesce(col(Case.last_heard_at), col(Case.opened_at))
     found: uuid.UUID | None = session.scalar(
-        select(Case.id)  # type: ignore[call-overload]
+        select(col(Case.id))
         .where(
-            Case.panel_id == panel.id,  # type: ignore[arg-type]
-            Case.subject_person_id == person_id,  # type: ignore[arg-type]
+            col(Case.panel_id) == panel.id,
+            col(Case.subject_person_id) == person_id,
             heard >= since,
         )
         .order_by(heard.desc())
@@ -146,8 +152,8 @@ def submit(session: Session, actor: Actor, data: ReferralCreate) -> ReferralPubl
         panel_id=panel.id,
         status=ReferralStatus.SUBMITTED.value,
         submitted_by_kind=actor.kind.value,
-        submitted_by_id=actor.id,  # type: ignore[arg-type]
-        referring_agency_id=actor.agency_id,  # type: ignore[arg-type]
+        submitted_by_id=actor.required_id,
+        referring_agency_id=actor.required_agency_id,
         referrer_name=data.referrer.name,
         referrer_email=data.referrer.email,
         referrer_phone=data.referrer.phone,
@@ -155,7 +161,7 @@ def submit(session: Session, actor: Actor, data: ReferralCreate) -> ReferralPubl
         crime_reference=data.crime_reference,
         form=form.model_dump(mode="json"),
         assessment=assessment,
-        risk_level=assessment.get("risk_level"),  # type: ignore[arg-type]
+        risk_level=_risk(assessment),
         consent=data.consent.model_dump(mode="json"),
     )
     session.add(referral)
@@ -193,15 +199,17 @@ def submit(session: Session, actor: Actor, data: ReferralCreate) -> ReferralPubl
 
 def _people(session: Session, referral_id: uuid.UUID) -> list[ReferralPersonPublic]:
     rows = session.execute(
-        select(ReferralPerson.person_id, ReferralPerson.role).where(
-            ReferralPerson.referral_id == referral_id  # type: ignore[arg-type]
+        select(col(ReferralPerson.person_id), col(ReferralPerson.role)).where(
+            col(ReferralPerson.referral_id) == referral_id
         )
     ).all()
     return [ReferralPersonPublic(person_id=p, role=r) for p, r in rows]
 
 
 def _subject_id(session: Session, referral: Referral) -> uuid.UUID | None:
-    role = PANEL_TYPES[session.get(Panel, referral.panel_id).panel_type].person_roles[0]  # type: ignore[union-attr]
+    panel = session.get(Panel, referral.panel_id)
+    assert panel is not None  # foreign key
+    role = PANEL_TYPES[panel.panel_type].person_roles[0]
     for person in _people(session, referral.id):
         if person.role == role:
             return person.person_id
@@ -231,22 +239,22 @@ def _screening_panel_ids(actor: Actor) -> Any:
     """Panels whose referrals the actor screens: a police member of a screening panel (the
     Channel police practitioner), who must read a referral before deciding on it."""
     if actor.kind is not ActorKind.USER or not actor.can(Permission.CASE_READ):
-        return select(PanelRole.panel_id).where(false())  # type: ignore[call-overload]
+        return select(col(PanelRole.panel_id)).where(false())
     return (
-        select(PanelRole.panel_id)  # type: ignore[call-overload]
+        select(col(PanelRole.panel_id))
         .join(
             PanelMember,
             and_(
-                PanelMember.panel_id == PanelRole.panel_id,  # type: ignore[arg-type]
-                PanelMember.agency_id == actor.agency_id,  # type: ignore[arg-type]
+                col(PanelMember.panel_id) == col(PanelRole.panel_id),
+                col(PanelMember.agency_id) == actor.agency_id,
             ),
         )
-        .join(Panel, Panel.id == PanelRole.panel_id)  # type: ignore[arg-type]
-        .join(Agency, Agency.id == PanelMember.agency_id)  # type: ignore[arg-type]
+        .join(Panel, col(Panel.id) == col(PanelRole.panel_id))
+        .join(Agency, col(Agency.id) == col(PanelMember.agency_id))
         .where(
-            PanelRole.user_id == actor.id,  # type: ignore[arg-type]
-            Panel.panel_type.in_(SCREENED_PANEL_TYPES),  # type: ignore[attr-defined]
-            Agency.kind == AgencyKind.POLICE.value,  # type: ignore[arg-type]
+            col(PanelRole.user_id) == actor.id,
+            col(Panel.panel_type).in_(SCREENED_PANEL_TYPES),
+            col(Agency.kind) == AgencyKind.POLICE.value,
         )
     )
 
@@ -255,20 +263,20 @@ def _visible_to(actor: Actor) -> Any:
     """``visible_referrals``, and the referrals a screening practitioner gatekeeps (never one
     behind a case that excludes their agency)."""
     not_excluded = or_(
-        Referral.case_id.is_(None),  # type: ignore[union-attr]
+        col(Referral.case_id).is_(None),
         ~exists().where(
-            CaseExclusion.case_id == Referral.case_id,  # type: ignore[arg-type]
-            CaseExclusion.agency_id == actor.agency_id,  # type: ignore[arg-type]
+            col(CaseExclusion.case_id) == col(Referral.case_id),
+            col(CaseExclusion.agency_id) == actor.agency_id,
         ),
     )
-    screening = and_(Referral.panel_id.in_(_screening_panel_ids(actor)), not_excluded)  # type: ignore[attr-defined]
+    screening = and_(col(Referral.panel_id).in_(_screening_panel_ids(actor)), not_excluded)
     return or_(visible_referrals(actor), screening)
 
 
 def _visible(
     session: Session, actor: Actor, referral_id: uuid.UUID, *, for_update: bool = False
 ) -> Referral:
-    stmt = select(Referral).where(Referral.id == referral_id, _visible_to(actor))  # type: ignore[arg-type]
+    stmt = select(Referral).where(col(Referral.id) == referral_id, _visible_to(actor))
     referral = session.scalars(stmt.with_for_update() if for_update else stmt).first()
     if referral is None:
         raise NotFound("referral", referral_id)
@@ -286,10 +294,10 @@ def list_referrals(
     """Referrals the caller may see, oldest first."""
     stmt = select(Referral).where(_visible_to(actor))
     if panel_id is not None:
-        stmt = stmt.where(Referral.panel_id == panel_id)  # type: ignore[arg-type]
+        stmt = stmt.where(col(Referral.panel_id) == panel_id)
     if status is not None:
-        stmt = stmt.where(Referral.status == status.value)  # type: ignore[arg-type]
-    keys = [(Referral.created_at, datetime), (Referral.id, uuid.UUID)]
+        stmt = stmt.where(col(Referral.status) == status.value)
+    keys = [(col(Referral.created_at), datetime), (col(Referral.id), uuid.UUID)]
     rows, next_cursor = paginate(session, stmt, keys, cursor, limit)
     audit.record(
         session,
@@ -395,7 +403,7 @@ def screen(
             resource_type="referral",
             resource_id=referral.id,
         )
-    agency_kind = session.scalar(select(Agency.kind).where(Agency.id == actor.agency_id))  # type: ignore[arg-type]
+    agency_kind = session.scalar(select(col(Agency.kind)).where(col(Agency.id) == actor.agency_id))
     if panel_role_of(session, actor, panel.id) is None or agency_kind != AgencyKind.POLICE.value:
         raise Forbidden(
             "Screening is done by the police practitioner on the panel",
@@ -460,7 +468,7 @@ def amend(
         form = _validated_form(panel_type, data.form)
         referral.assessment = _assess(panel_type, form, config_of(panel))
         referral.form = form.model_dump(mode="json")
-        referral.risk_level = referral.assessment.get("risk_level")  # type: ignore[assignment]
+        referral.risk_level = _risk(referral.assessment)
     if data.consent is not None:
         _check_consent(panel_type, data.consent, [], referral.referral_date)
         referral.consent = data.consent.model_dump(mode="json")

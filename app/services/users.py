@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from app import audit
 from app.actor import Actor
@@ -58,12 +59,14 @@ def list_users(
     """Users the caller may manage or review, ordered by email."""
     stmt = select(User).where(visible_users(actor))
     if agency_id is not None:
-        stmt = stmt.where(User.agency_id == agency_id)  # type: ignore[arg-type]
+        stmt = stmt.where(col(User.agency_id) == agency_id)
     if is_active is not None:
-        stmt = stmt.where(User.is_active == is_active)  # type: ignore[arg-type]
+        stmt = stmt.where(col(User.is_active) == is_active)
     if email:
-        stmt = stmt.where(func.lower(User.email).contains(email.lower(), autoescape=True))
-    page = paginate(session, stmt, [(User.email, str), (User.id, uuid.UUID)], cursor, limit)
+        stmt = stmt.where(func.lower(col(User.email)).contains(email.lower(), autoescape=True))
+    page = paginate(
+        session, stmt, [(col(User.email), str), (col(User.id), uuid.UUID)], cursor, limit
+    )
     audit.record(
         session,
         actor,
@@ -75,7 +78,7 @@ def list_users(
 
 
 def _get(session: Session, actor: Actor, user_id: uuid.UUID, *, for_update: bool = False) -> User:
-    stmt = select(User).where(User.id == user_id, visible_users(actor))  # type: ignore[arg-type]
+    stmt = select(User).where(col(User.id) == user_id, visible_users(actor))
     user = session.scalars(stmt.with_for_update() if for_update else stmt).first()
     if user is None:
         raise NotFound("user", user_id)
@@ -106,7 +109,7 @@ def create_user(
     if Role.ADMIN not in actor.roles and agency.id != actor.agency_id:
         raise Forbidden("Agency admins create users in their own agency only")
     email = data.email.lower()
-    if session.scalar(select(User.id).where(func.lower(User.email) == email)) is not None:  # type: ignore[call-overload]
+    if session.scalar(select(col(User.id)).where(func.lower(col(User.email)) == email)) is not None:
         raise Conflict("A user with that email already exists", resource_type="user")
     check_password_policy(data.password, email, settings.password_min_length, field=_PASSWORD)
     user = User(

@@ -13,7 +13,6 @@ from alembic import op
 
 import app.models.base
 
-
 revision: str = "f0968cd71b5e"
 down_revision: str | None = "f64b283c86f5"
 branch_labels: str | Sequence[str] | None = None
