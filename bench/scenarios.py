@@ -1,0 +1,91 @@
+"""The scenarios, as data: one entry per endpoint the benchmark drives.
+
+Each scenario is sent to the service and to the baseline (bench/baseline.py) with the same
+method, path, headers and body; its targets are ratios of the service's figures to the
+baseline's. To benchmark a new endpoint, append a ``Scenario`` here (and, if it needs data,
+a seeder in bench/fixtures.py that publishes the ids its path template names).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from string import Formatter
+from typing import Any
+
+# Replaced in a request body by a value unique to each request (thread and request number),
+# so that every write really changes the row it targets.
+UNIQUE = "$n"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    method: str
+    # A str.format template over the ids the seeders publish (Fixture.ids). Each name maps to
+    # a list of ids, and successive requests take successive ids (round robin), so a write
+    # scenario spreads over many rows instead of queueing on one row's lock.
+    path: str
+    # Which principal's token to send (a key of Fixture.principals).
+    token: str
+    # Minimum throughput as a fraction of the baseline's, per backend ("sqlite", "postgresql").
+    min_throughput_ratio: dict[str, float]
+    # The JSON body, if any; string values may contain UNIQUE.
+    body: dict[str, Any] | None = None
+    # Tail latency bound for the service: p99 at most this multiple of its own p50.
+    max_p99_over_p50: float = 5.0
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def url_paths(self, ids: dict[str, list[str]], limit: int = 10_000) -> list[str]:
+        """The concrete paths to cycle through: the i-th takes the i-th id of each list."""
+        names = [name for _, name, _, _ in Formatter().parse(self.path) if name]
+        count = min(limit, max((len(ids[name]) for name in names), default=1))
+        return [
+            self.path.format(**{name: ids[name][i % len(ids[name])] for name in names})
+            for i in range(count)
+        ]
+
+    def body_parts(self) -> tuple[str, str] | None:
+        """The JSON body split around UNIQUE: (prefix, suffix); None when there is no body.
+
+        A body without UNIQUE has the whole text as prefix and an empty suffix, and is sent
+        as-is (``unique_body`` is False).
+        """
+        if self.body is None:
+            return None
+        text = json.dumps(self.body, separators=(",", ":"))
+        prefix, _, suffix = text.partition(UNIQUE)
+        return prefix, suffix
+
+    @property
+    def unique_body(self) -> bool:
+        return self.body is not None and UNIQUE in json.dumps(self.body)
+
+    def request_headers(self, token: str) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {token}", **self.headers}
+        if self.body is not None:
+            headers.setdefault("Content-Type", "application/json")
+        return headers
+
+
+SCENARIOS: list[Scenario] = [
+    Scenario(
+        name="agency-read",
+        method="GET",
+        path="/api/v1/agencies/{agency_id}",
+        token="user",
+        min_throughput_ratio={"sqlite": 0.4, "postgresql": 0.2},
+    ),
+    Scenario(
+        name="agency-write",
+        method="PATCH",
+        path="/api/v1/agencies/{agency_id}",
+        token="admin",
+        # No If-Match: every request succeeds, and each sets a new address, so each is a real
+        # update (row version bump) plus its audit event. Successive requests go to successive
+        # agencies: 32 writers on one row would measure the row lock and the disk's fsync
+        # latency (PostgreSQL holds the lock until the commit is flushed), not the service.
+        body={"contact_email": f"bench-{UNIQUE}@example.org"},
+        min_throughput_ratio={"sqlite": 0.2, "postgresql": 0.12},
+    ),
+]
