@@ -11,12 +11,11 @@ import uuid
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from app.actor import Actor
-from app.models.audit import AuditEvent, AuditUnsealed
 from app.models.base import utcnow
+from app.rawsql import Raw
 
 
 class AuditAction(StrEnum):
@@ -84,8 +83,12 @@ class Outcome(StrEnum):
     CONFLICT = "conflict"
 
 
-_event_table = AuditEvent.__table__  # type: ignore[attr-defined]
-_unsealed_table = AuditUnsealed.__table__  # type: ignore[attr-defined]
+# Written through the driver (app.rawsql): every request runs it.
+_INSERT_EVENT = (
+    "INSERT INTO audit_event (occurred_at, actor_type, actor_id, actor_agency_id, action,"
+    " outcome, resource_type, resource_id, case_id, person_id, purpose, source_ip, request_id,"
+    " changes, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
+)
 
 
 def record(
@@ -102,27 +105,29 @@ def record(
     detail: dict[str, Any] | None = None,
 ) -> None:
     """Append one audit event to the current transaction and queue it for sealing."""
-    event_id = session.execute(
-        insert(_event_table).returning(_event_table.c.id),
-        {
-            "occurred_at": utcnow(),
-            "actor_type": actor.kind.value,
-            "actor_id": actor.id,
-            "actor_agency_id": actor.agency_id,
-            "action": action.value,
-            "outcome": outcome.value,
-            "resource_type": resource_type,
-            "resource_id": None if resource_id is None else str(resource_id)[:64],
-            "case_id": case_id,
-            "person_id": person_id,
-            "purpose": actor.meta.purpose,
-            "source_ip": actor.meta.source_ip,
-            "request_id": actor.meta.request_id,
-            "changes": changes,
-            "detail": detail,
-        },
-    ).scalar_one()
-    session.execute(insert(_unsealed_table), {"event_id": event_id})
+    raw = Raw(session)
+    row = raw.one(
+        _INSERT_EVENT,
+        (
+            raw.timestamp(utcnow()),
+            actor.kind.value,
+            raw.id(actor.id),
+            raw.id(actor.agency_id),
+            action.value,
+            outcome.value,
+            resource_type,
+            None if resource_id is None else str(resource_id)[:64],
+            raw.id(case_id),
+            raw.id(person_id),
+            actor.meta.purpose,
+            actor.meta.source_ip,
+            actor.meta.request_id,
+            raw.json(changes),
+            raw.json(detail),
+        ),
+    )
+    assert row is not None
+    raw.run("INSERT INTO audit_unsealed (event_id) VALUES (?)", (row[0],))
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

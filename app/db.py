@@ -22,7 +22,7 @@ from typing import Any, Literal, TypeVar
 import anyio.to_thread
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from app.config import Settings
 
@@ -36,17 +36,20 @@ def create_db_engine(settings: Settings) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # One process-wide connection: units of work run one at a time on the event loop.
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=1
+            url, connect_args={"check_same_thread": False, "timeout": 30}, poolclass=StaticPool
         )
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
+    # Enough connections for every unit of work the thread limiter admits, plus the sealer
+    # and probes, so none is ever opened per request; recycled rather than pinged.
     return create_engine(
         url,
-        pool_size=settings.db_pool_size,
-        max_overflow=10,
-        pool_pre_ping=True,
+        pool_size=settings.db_concurrency + 2,
+        max_overflow=4,
+        pool_recycle=1800,
     )
 
 
@@ -76,12 +79,16 @@ class Database:
         bind: Engine | Connection,
         *,
         inline: bool,
+        concurrency: int = 8,
         join_transaction_mode: Literal[
             "conditional_savepoint", "create_savepoint", "rollback_only", "control_fully"
         ] = "conditional_savepoint",
     ) -> None:
         self.bind = bind
         self.inline = inline
+        # A few threads keep the server busy; dozens would only fight the event loop for the GIL.
+        self._limiter = anyio.CapacityLimiter(concurrency)
+        self._connection: Connection | None = None
         self._sessions = sessionmaker(
             bind=bind,
             class_=Session,
@@ -92,21 +99,33 @@ class Database:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
-        return cls(create_db_engine(settings), inline=settings.is_sqlite)
+        return cls(
+            create_db_engine(settings),
+            inline=settings.is_sqlite,
+            concurrency=settings.db_concurrency,
+        )
 
     @property
     def dialect(self) -> str:
         return self.bind.dialect.name
 
     def session(self) -> Session:
+        if self.inline and isinstance(self.bind, Engine):
+            # Inline units run one at a time on the event loop: keep one connection for them
+            # all instead of checking it out and resetting it on every request.
+            if self._connection is None or self._connection.closed:
+                self._connection = self.bind.connect()
+            return Session(bind=self._connection, expire_on_commit=False, autoflush=False)
         return self._sessions()
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)``: inline for SQLite, in the thread pool for a database server."""
         if self.inline:
             return fn(*args)
-        return await anyio.to_thread.run_sync(partial(fn, *args))
+        return await anyio.to_thread.run_sync(partial(fn, *args), limiter=self._limiter)
 
     def dispose(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
         if isinstance(self.bind, Engine):
             self.bind.dispose()

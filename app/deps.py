@@ -45,19 +45,33 @@ oauth2_scheme = OAuth2(
 )
 
 
-def get_db(request: Request) -> Database:
+# Plain accessors, and async dependencies around them: FastAPI runs a sync dependency in the
+# thread pool, a round trip every request would pay for.
+def app_db(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 
 
-def get_settings(request: Request) -> Settings:
+def app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_security(request: Request) -> Security:
+def app_security(request: Request) -> Security:
     security: Security = request.app.state.security
     return security
+
+
+async def get_db(request: Request) -> Database:
+    return app_db(request)
+
+
+async def get_settings(request: Request) -> Settings:
+    return app_settings(request)
+
+
+async def get_security(request: Request) -> Security:
+    return app_security(request)
 
 
 DatabaseDep = Annotated[Database, Depends(get_db)]
@@ -79,7 +93,11 @@ def route_template(scope: Mapping[str, Any]) -> str | None:
     return getattr(route, "path", None)
 
 
-def request_meta(request: Request) -> RequestMeta:
+async def request_meta(request: Request) -> RequestMeta:
+    return meta_of(request)
+
+
+def meta_of(request: Request) -> RequestMeta:
     purpose = request.headers.get(PURPOSE_HEADER)
     return RequestMeta(
         request_id=request.scope.get("state", {}).get("request_id"),
@@ -95,9 +113,9 @@ class UnitOfWork:
     """Runs one service call in one transaction, auditing any refusal it ends in."""
 
     def __init__(self, request: Request, meta: RequestMeta) -> None:
-        self.db = get_db(request)
-        self.settings = get_settings(request)
-        self.security = get_security(request)
+        self.db = app_db(request)
+        self.settings = app_settings(request)
+        self.security = app_security(request)
         self.meta = meta
         self.route = f"{request.method} {route_template(request.scope) or request.url.path}"
         self.path_params = dict(request.path_params)
@@ -199,10 +217,10 @@ def require(permission: Permission) -> Callable[..., Any]:
 
     async def dependency(
         request: Request,
-        meta: MetaDep,
         authorization: Annotated[str | None, Depends(oauth2_scheme)],
     ) -> Caller:
-        security = get_security(request)
+        meta = meta_of(request)
+        security = app_security(request)
         scheme, _, token = (authorization or "").partition(" ")
         try:
             if scheme.lower() != "bearer" or not token:
@@ -221,8 +239,8 @@ def require(permission: Permission) -> Callable[..., Any]:
     return dependency
 
 
-def public_unit(request: Request, meta: MetaDep) -> UnitOfWork:
-    return UnitOfWork(request, meta)
+async def public_unit(request: Request) -> UnitOfWork:
+    return UnitOfWork(request, meta_of(request))
 
 
 PublicUnit = Annotated[UnitOfWork, Depends(public_unit)]

@@ -68,7 +68,7 @@ async def create_agency(
 async def get_agency(caller: Reader, agency_id: uuid.UUID, response: Response) -> AgencyPublic:
     agency = await caller(agencies.get_agency, agency_id)
     response.headers["ETag"] = etag(agency.version)
-    return AgencyPublic.model_validate(agency)
+    return agency
 
 
 @router.patch("/{agency_id}", response_model=AgencyPublic, responses=problems(*UPDATE))

@@ -17,6 +17,7 @@ from app.etags import check_if_match
 from app.models.agency import Agency, AgencyCreate, AgencyKind, AgencyPublic, AgencyUpdate
 from app.models.base import utcnow
 from app.pagination import paginate
+from app.rawsql import Raw
 from app.services import idempotency
 
 _AUDITED_FIELDS = ("name", "short_name", "kind", "contact_email", "is_active")
@@ -52,16 +53,35 @@ def list_agencies(
     return page
 
 
-def _get(session: Session, agency_id: uuid.UUID, *, for_update: bool = False) -> Agency:
-    agency = session.get(Agency, agency_id, with_for_update=for_update)
-    if agency is None:
+_READ_SQL = (
+    "SELECT id, name, short_name, kind, contact_email, is_active, version, created_at,"
+    " updated_at FROM agency WHERE id = ?"
+)
+
+
+def _read(session: Session, agency_id: uuid.UUID, *, for_update: bool = False) -> AgencyPublic:
+    """The hot read path, through the driver (see app.rawsql)."""
+    raw = Raw(session)
+    lock = " FOR UPDATE" if for_update and not raw.sqlite else ""
+    row = raw.one(_READ_SQL + lock, (raw.id(agency_id),))
+    if row is None:
         raise NotFound("agency", agency_id)
-    return agency
+    return AgencyPublic(
+        id=agency_id,
+        name=row[1],
+        short_name=row[2],
+        kind=AgencyKind(row[3]),
+        contact_email=row[4],
+        is_active=bool(row[5]),
+        version=row[6],
+        created_at=raw.to_timestamp(row[7]) or utcnow(),
+        updated_at=raw.to_timestamp(row[8]),
+    )
 
 
-def get_agency(session: Session, actor: Actor, agency_id: uuid.UUID) -> Agency:
+def get_agency(session: Session, actor: Actor, agency_id: uuid.UUID) -> AgencyPublic:
     """One agency by id."""
-    agency = _get(session, agency_id)
+    agency = _read(session, agency_id)
     audit.record(
         session, actor, AuditAction.AGENCY_READ, resource_type="agency", resource_id=agency.id
     )
@@ -114,9 +134,9 @@ def create_agency_once(
 
 def update_agency(
     session: Session, actor: Actor, agency_id: uuid.UUID, data: AgencyUpdate, if_match: str | None
-) -> Agency:
+) -> AgencyPublic:
     """Change an agency; deactivating one stops its users' and clients' tokens at once."""
-    agency = _get(session, agency_id, for_update=True)
+    agency = _read(session, agency_id, for_update=True)
     check_if_match(if_match, agency.version, "agency", agency.id)
     changes = data.model_dump(exclude_unset=True, mode="json")
     if changes.get("is_active") is False and agency.id == actor.agency_id:
@@ -127,15 +147,35 @@ def update_agency(
         )
     if changes.get("name") and changes["name"].lower() != agency.name.lower():
         _ensure_name_free(session, changes["name"], exclude=agency.id)
-    before = {f: getattr(agency, f) for f in _AUDITED_FIELDS}
-    for field, value in changes.items():
-        setattr(agency, field, value)
-    after = {f: getattr(agency, f) for f in _AUDITED_FIELDS}
+    before = agency.model_dump(include=set(_AUDITED_FIELDS), mode="json")
+    after = {**before, **{f: v for f, v in changes.items() if f in _AUDITED_FIELDS}}
     delta = audit.diff(before, after)
     if delta:
-        agency.version += 1
-        agency.updated_at = utcnow()
-        session.flush()
+        agency = agency.model_copy(
+            update={
+                **after,
+                "kind": AgencyKind(after["kind"]),
+                "version": agency.version + 1,
+                "updated_at": utcnow(),
+            }
+        )
+        raw = Raw(session)
+        # The version guard makes a lost update impossible even without a row lock.
+        raw.run(
+            "UPDATE agency SET name = ?, short_name = ?, kind = ?, contact_email = ?,"
+            " is_active = ?, version = ?, updated_at = ? WHERE id = ? AND version = ?",
+            (
+                agency.name,
+                agency.short_name,
+                agency.kind.value,
+                agency.contact_email,
+                agency.is_active,
+                agency.version,
+                raw.timestamp(agency.updated_at or utcnow()),
+                raw.id(agency.id),
+                agency.version - 1,
+            ),
+        )
     audit.record(
         session,
         actor,

@@ -6,23 +6,17 @@ user, a client or their agency stops their tokens on the very next request.
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import select
 from sqlalchemy.orm import Session
-from sqlmodel import col
 
 from app.actor import Actor, ActorKind, RequestMeta
 from app.errors import Unauthorized
-from app.models.agency import Agency
-from app.models.api_client import ApiClient
-from app.models.user import User
 from app.permissions import (
     MFA_ENROLMENT_PERMISSIONS,
     MFA_ENROLMENT_SCOPE,
     client_permissions,
     user_permissions,
 )
+from app.rawsql import Raw
 from app.security import AccessClaims
 
 
@@ -35,27 +29,30 @@ def load_actor(
     return _load_client(session, claims, meta)
 
 
+_USER_SQL = (
+    "SELECT u.agency_id, u.roles, u.is_active, u.auth_epoch, u.totp_secret_enc IS NULL,"
+    " a.is_active FROM user_account u JOIN agency a ON a.id = u.agency_id WHERE u.id = ?"
+)
+_CLIENT_SQL = (
+    "SELECT c.agency_id, c.scopes, c.is_active, c.auth_epoch, a.is_active"
+    " FROM api_client c JOIN agency a ON a.id = c.agency_id WHERE c.id = ?"
+)
+
+
 def _load_user(
     session: Session, claims: AccessClaims, meta: RequestMeta, mfa_roles: frozenset[str]
 ) -> Actor:
-    row: Any = session.execute(
-        select(
-            col(User.agency_id),
-            col(User.roles),
-            col(User.is_active),
-            col(User.auth_epoch),
-            col(User.totp_secret_enc),
-            col(Agency.is_active).label("agency_active"),
-        )
-        .join(Agency, col(Agency.id) == col(User.agency_id))
-        .where(col(User.id) == claims.subject_id)
-    ).first()
-    if row is None or not row.is_active or not row.agency_active:
+    raw = Raw(session)
+    row = raw.one(_USER_SQL, (raw.id(claims.subject_id),))
+    if row is None:
         raise Unauthorized("The account behind this token is not active")
-    if claims.epoch != row.auth_epoch:
+    agency_id, roles_json, active, epoch, no_factor, agency_active = row
+    if not active or not agency_active:
+        raise Unauthorized("The account behind this token is not active")
+    if claims.epoch != epoch:
         raise Unauthorized("The token was issued before the password or second factor changed")
-    roles = list(row.roles)
-    must_enrol = row.totp_secret_enc is None and bool(mfa_roles.intersection(roles))
+    roles = list(raw.to_json(roles_json))
+    must_enrol = bool(no_factor) and bool(mfa_roles.intersection(roles))
     if claims.scope == MFA_ENROLMENT_SCOPE or must_enrol:
         permissions = MFA_ENROLMENT_PERMISSIONS
     else:
@@ -64,35 +61,29 @@ def _load_user(
         kind=ActorKind.USER,
         meta=meta,
         id=claims.subject_id,
-        agency_id=row.agency_id,
+        agency_id=raw.to_uuid(agency_id),
         roles=frozenset(roles),
         permissions=permissions,
     )
 
 
 def _load_client(session: Session, claims: AccessClaims, meta: RequestMeta) -> Actor:
-    row: Any = session.execute(
-        select(
-            col(ApiClient.agency_id),
-            col(ApiClient.scopes),
-            col(ApiClient.is_active),
-            col(ApiClient.auth_epoch),
-            col(Agency.is_active).label("agency_active"),
-        )
-        .join(Agency, col(Agency.id) == col(ApiClient.agency_id))
-        .where(col(ApiClient.id) == claims.subject_id)
-    ).first()
-    if row is None or not row.is_active or not row.agency_active:
+    raw = Raw(session)
+    row = raw.one(_CLIENT_SQL, (raw.id(claims.subject_id),))
+    if row is None:
         raise Unauthorized("The API client behind this token is not active")
-    if claims.epoch != row.auth_epoch:
+    agency_id, scopes_json, active, epoch, agency_active = row
+    if not active or not agency_active:
+        raise Unauthorized("The API client behind this token is not active")
+    if claims.epoch != epoch:
         raise Unauthorized("The token was issued before the client secret was rotated")
     # The token's scope can only narrow what the client is granted now, never widen it.
-    granted = set(row.scopes).intersection(claims.scope.split())
+    granted = set(raw.to_json(scopes_json)).intersection(claims.scope.split())
     return Actor(
         kind=ActorKind.API_CLIENT,
         meta=meta,
         id=claims.subject_id,
-        agency_id=row.agency_id,
+        agency_id=raw.to_uuid(agency_id),
         scopes=frozenset(granted),
         permissions=client_permissions(sorted(granted)),
     )
