@@ -1,12 +1,14 @@
-"""OpenAPI declarations shared by the routers: problem responses and common headers."""
+"""What the routers share: problem responses, common headers, the 201 answer of a create."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Header
+from fastapi import Header, status
+from fastapi.responses import JSONResponse
 
 from app.errors import Problem, ValidationProblem
+from app.etags import etag
 
 _DESCRIPTIONS = {
     400: "Malformed request",
@@ -50,3 +52,21 @@ IfMatch = Annotated[
         description="The ETag you last read; the update is refused with 412 if it is stale",
     ),
 ]
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="Retries with the same key and body return the first response",
+    ),
+]
+
+
+def created(payload: dict[str, Any], location: str, replayed: bool) -> JSONResponse:
+    """201 with the stored (or first) representation; says so when it is a replay."""
+    headers = {"ETag": etag(int(payload["version"])), "Location": location}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(payload, status_code=status.HTTP_201_CREATED, headers=headers)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import JSONResponse
 
 from app.deps import Caller, require
 from app.etags import etag
 from app.models.agency import AgencyCreate, AgencyKind, AgencyPublic, AgencyUpdate
-from app.openapi import AUTHED, READ_ONE, UPDATE, WRITE, IfMatch, problems
+from app.openapi import AUTHED, READ_ONE, UPDATE, WRITE, IdempotencyKey, IfMatch, created, problems
 from app.pagination import DEFAULT_LIMIT, NO_NUL, Cursor, Limit, Page
 from app.permissions import Permission
 from app.services import agencies
@@ -20,22 +20,6 @@ router = APIRouter(prefix="/api/v1/agencies", tags=["agencies"])
 
 Reader = Annotated[Caller, Depends(require(Permission.AGENCY_READ))]
 Writer = Annotated[Caller, Depends(require(Permission.AGENCY_WRITE))]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=200,
-        description="Retries with the same key and body return the first response",
-    ),
-]
-
-
-def _created(payload: dict[str, Any], location: str, replayed: bool) -> JSONResponse:
-    headers = {"ETag": etag(int(payload["version"])), "Location": location}
-    if replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(payload, status_code=status.HTTP_201_CREATED, headers=headers)
 
 
 @router.get("", response_model=Page[AgencyPublic], responses=problems(*AUTHED))
@@ -61,7 +45,7 @@ async def create_agency(
     caller: Writer, body: AgencyCreate, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
     payload, replayed = await caller(agencies.create_agency_once, body, idempotency_key)
-    return _created(payload, f"/api/v1/agencies/{payload['id']}", replayed)
+    return created(payload, f"/api/v1/agencies/{payload['id']}", replayed)
 
 
 @router.get("/{agency_id}", response_model=AgencyPublic, responses=problems(*READ_ONE))

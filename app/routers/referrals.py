@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Response, status
+from fastapi import APIRouter, Depends, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -20,7 +20,7 @@ from app.models.referral import (
     ReferralStatus,
     ScreeningIn,
 )
-from app.openapi import AUTHED, READ_ONE, UPDATE, WRITE, IfMatch, problems
+from app.openapi import AUTHED, READ_ONE, UPDATE, WRITE, IdempotencyKey, IfMatch, created, problems
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.permissions import Permission
 from app.services import idempotency, referrals
@@ -30,15 +30,6 @@ router = APIRouter(prefix="/api/v1/referrals", tags=["referrals"])
 Submitter = Annotated[Caller, Depends(require(Permission.REFERRAL_SUBMIT))]
 Reader = Annotated[Caller, Depends(require(Permission.REFERRAL_READ))]
 Triager = Annotated[Caller, Depends(require(Permission.REFERRAL_TRIAGE))]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=200,
-        description="Retries with the same key and body return the first response",
-    ),
-]
 
 
 def _submit_once(
@@ -65,13 +56,7 @@ async def submit_referral(
 ) -> JSONResponse:
     """Refer a person to a panel with its type's form (schemas: GET /api/v1/panel-types)."""
     payload, replayed = await caller(_submit_once, body, idempotency_key)
-    headers = {
-        "ETag": etag(int(payload["version"])),  # type: ignore[call-overload]
-        "Location": f"/api/v1/referrals/{payload['id']}",
-    }
-    if replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(payload, status_code=status.HTTP_201_CREATED, headers=headers)
+    return created(payload, f"/api/v1/referrals/{payload['id']}", replayed)
 
 
 @router.get("", response_model=Page[ReferralPublic], responses=problems(*AUTHED))

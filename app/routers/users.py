@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import JSONResponse
 
 from app.deps import Caller, require
 from app.etags import etag
 from app.models.user import UserCreate, UserPublic, UserUpdate
-from app.openapi import AUTHED, READ_ONE, UPDATE, WRITE, IfMatch, problems
+from app.openapi import AUTHED, READ_ONE, UPDATE, WRITE, IdempotencyKey, IfMatch, created, problems
 from app.pagination import DEFAULT_LIMIT, NO_NUL, Cursor, Limit, Page
 from app.permissions import Permission
 from app.services import users
@@ -20,22 +20,6 @@ router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
 Reader = Annotated[Caller, Depends(require(Permission.USER_READ))]
 Writer = Annotated[Caller, Depends(require(Permission.USER_WRITE))]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=200,
-        description="Retries with the same key and body return the first response",
-    ),
-]
-
-
-def _created(payload: dict[str, Any], location: str, replayed: bool) -> JSONResponse:
-    headers = {"ETag": etag(int(payload["version"])), "Location": location}
-    if replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(payload, status_code=status.HTTP_201_CREATED, headers=headers)
 
 
 @router.get("", response_model=Page[UserPublic], responses=problems(*AUTHED))
@@ -60,7 +44,7 @@ async def create_user(
     payload, replayed = await caller(
         users.create_user_once, caller.security, caller.settings, body, idempotency_key
     )
-    return _created(payload, f"/api/v1/users/{payload['id']}", replayed)
+    return created(payload, f"/api/v1/users/{payload['id']}", replayed)
 
 
 @router.get("/{user_id}", response_model=UserPublic, responses=problems(*READ_ONE))

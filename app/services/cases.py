@@ -149,17 +149,28 @@ def open_from_referral(
         )
     )
     session.flush()
-    audit.record(
+    _audit(
         session,
         actor,
+        case,
         AuditAction.CASE_OPEN,
-        resource_type="case",
-        resource_id=case.id,
-        case_id=case.id,
-        person_id=subject_id,
         detail={"reference": case.reference, "referral_id": str(referral.id)},
     )
     return case
+
+
+def _audit(session: Session, actor: Actor, case: Case, action: AuditAction, **extra: Any) -> None:
+    """An audit event about this case: always with its id and its subject's."""
+    audit.record(
+        session,
+        actor,
+        action,
+        resource_type="case",
+        resource_id=case.id,
+        case_id=case.id,
+        person_id=case.subject_person_id,
+        **extra,
+    )
 
 
 def _visible(
@@ -229,15 +240,7 @@ def list_cases(
 def get_case(session: Session, actor: Actor, case_id: uuid.UUID) -> CasePublic:
     """One case with its people, if the caller may see it."""
     case = _visible(session, actor, case_id)
-    audit.record(
-        session,
-        actor,
-        AuditAction.CASE_READ,
-        resource_type="case",
-        resource_id=case.id,
-        case_id=case.id,
-        person_id=case.subject_person_id,
-    )
+    _audit(session, actor, case, AuditAction.CASE_READ)
     return _public(session, case)
 
 
@@ -350,16 +353,7 @@ def update_case(
         case.version += 1
         case.updated_at = utcnow()
         session.flush()
-    audit.record(
-        session,
-        actor,
-        AuditAction.CASE_UPDATE,
-        resource_type="case",
-        resource_id=case.id,
-        case_id=case.id,
-        person_id=case.subject_person_id,
-        changes=delta,
-    )
+    _audit(session, actor, case, AuditAction.CASE_UPDATE, changes=delta)
     return _public(session, case)
 
 
@@ -380,15 +374,7 @@ def list_consents(session: Session, actor: Actor, case_id: uuid.UUID) -> list[Co
             .order_by(col(Consent.recorded_at).desc())
         )
     )
-    audit.record(
-        session,
-        actor,
-        AuditAction.CONSENT_LIST,
-        resource_type="case",
-        resource_id=case.id,
-        case_id=case.id,
-        person_id=case.subject_person_id,
-    )
+    _audit(session, actor, case, AuditAction.CONSENT_LIST)
     return rows
 
 
@@ -443,14 +429,7 @@ def list_exclusions(session: Session, actor: Actor, case_id: uuid.UUID) -> list[
     case = _visible(session, actor, case_id)
     _require_role(session, actor, case, MANAGING_ROLES, "coordinator or chair")
     rows = list(session.scalars(select(CaseExclusion).where(col(CaseExclusion.case_id) == case.id)))
-    audit.record(
-        session,
-        actor,
-        AuditAction.EXCLUSION_LIST,
-        resource_type="case",
-        resource_id=case.id,
-        case_id=case.id,
-    )
+    _audit(session, actor, case, AuditAction.EXCLUSION_LIST)
     return rows
 
 
@@ -486,13 +465,11 @@ def add_exclusion(
     case.updated_at = utcnow()
     case.version += 1
     session.flush()
-    audit.record(
+    _audit(
         session,
         actor,
+        case,
         AuditAction.EXCLUSION_ADD,
-        resource_type="case",
-        resource_id=case.id,
-        case_id=case.id,
         changes={"excluded_agency_id": str(data.agency_id)},
     )
     return exclusion
@@ -511,12 +488,10 @@ def remove_exclusion(
     case.version += 1
     case.updated_at = utcnow()
     session.flush()
-    audit.record(
+    _audit(
         session,
         actor,
+        case,
         AuditAction.EXCLUSION_REMOVE,
-        resource_type="case",
-        resource_id=case.id,
-        case_id=case.id,
         changes={"readmitted_agency_id": str(agency_id)},
     )
