@@ -16,9 +16,19 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
 _SQLITE_TS = "%Y-%m-%d %H:%M:%S.%f"
+_SQLALCHEMY_ERRORS: dict[str, type[sa_exc.DBAPIError]] = {
+    "IntegrityError": sa_exc.IntegrityError,
+    "DataError": sa_exc.DataError,
+    "UniqueViolation": sa_exc.IntegrityError,
+    "ForeignKeyViolation": sa_exc.IntegrityError,
+    "NotNullViolation": sa_exc.IntegrityError,
+    "CharacterNotInRepertoire": sa_exc.DataError,
+    "StringDataRightTruncation": sa_exc.DataError,
+}
 
 
 class Raw:
@@ -34,13 +44,23 @@ class Raw:
     def _sql(self, sql: str) -> str:
         return sql if self.sqlite else sql.replace("?", "%s")
 
+    def _execute(self, sql: str, params: Sequence[Any]) -> Any:
+        try:
+            return self._dbapi.execute(self._sql(sql), params)
+        except Exception as exc:
+            # Surface driver errors as SQLAlchemy's, which the unit of work and the error
+            # handlers already turn into 409 / 422 answers.
+            wrapper = _SQLALCHEMY_ERRORS.get(type(exc).__name__)
+            if wrapper is None:
+                raise
+            raise wrapper(sql, params, exc) from exc
+
     def one(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
-        cursor = self._dbapi.execute(self._sql(sql), params)
-        row: tuple[Any, ...] | None = cursor.fetchone()
+        row: tuple[Any, ...] | None = self._execute(sql, params).fetchone()
         return row
 
     def run(self, sql: str, params: Sequence[Any]) -> None:
-        self._dbapi.execute(self._sql(sql), params)
+        self._execute(sql, params)
 
     # parameters ---------------------------------------------------------------------------
     def id(self, value: uuid.UUID | None) -> Any:

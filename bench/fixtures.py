@@ -4,17 +4,22 @@
 database. Each seeder adds rows and publishes what the scenarios refer to: ids that path
 templates name (``fixture.ids``) and principals whose tokens scenarios send
 (``fixture.principals``). Ids are lists: scenarios cycle through them, one per request. A
-later feature appends its own seeder, e.g. one that creates 10,000 cases and publishes
-their ids as ``fixture.ids["case_id"]``.
+seeder may be skipped when no selected scenario needs its data: ``seed_cases`` (N cases on
+the demo DV MARAC, published as ``fixture.ids["case_id"]``) runs only when ``fixture.cases``
+is positive, since a million of them take minutes to insert.
 """
 
 from __future__ import annotations
 
+import random
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from app import audit
 from app.actor import Actor
@@ -22,6 +27,9 @@ from app.audit import AuditAction
 from app.config import Settings
 from app.db import Database
 from app.models.agency import Agency, AgencyKind
+from app.models.case import Case, CasePerson, CaseStatus
+from app.models.panel import Panel
+from app.models.person import Person
 from app.models.user import User
 from app.security import Security
 
@@ -40,6 +48,8 @@ class Principal:
 class Fixture:
     ids: dict[str, list[str]] = field(default_factory=dict)
     principals: dict[str, Principal] = field(default_factory=dict)
+    # How many cases seed_cases inserts (0: none, and no case_id published).
+    cases: int = 0
 
     def token(self, security: Security, name: str) -> str:
         """A fresh access token for the named principal (tokens expire, so mint per run)."""
@@ -64,7 +74,14 @@ def seed_demo_partnership(settings: Settings, db: Database, fixture: Fixture) ->
 
     seed_demo(settings)
     with db.session() as session:
-        for name, local in (("admin", "admin"), ("user", "coordinator")):
+        for name, local in (
+            ("admin", "admin"),
+            ("user", "coordinator"),
+            # The DV MARAC's coordinator (sees all its cases) and a police representative on
+            # it (whose agency may refer to it).
+            ("coordinator", "coordinator"),
+            ("referrer", "police.rep"),
+        ):
             user = session.scalars(
                 select(User).where(User.email == f"{local}@{DOMAIN}")  # type: ignore[arg-type]
             ).one()
@@ -103,12 +120,111 @@ def seed_agencies(settings: Settings, db: Database, fixture: Fixture) -> None:
         fixture.ids["agency_id"] = [str(a.id) for a in agencies]
 
 
-SEEDERS: list[Seeder] = [seed_demo_partnership, seed_agencies]
+DV_PANEL = "Bexley Domestic Violence MARAC"
+DEFAULT_CASES = 10_000
+CASE_CHUNK = 5_000
+# Requests cycle through at most this many case ids (Scenario.url_paths' limit): a random
+# sample of the whole table, so that reads touch all of it, not its first pages only.
+CASE_ID_SAMPLE = 10_000
+# The cases' creation times are spread evenly over this period before now.
+CASE_SPAN = timedelta(days=5 * 365)
 
 
-def seed(settings: Settings) -> Fixture:
-    """Run every seeder against the (migrated) database named by ``settings``."""
-    fixture = Fixture()
+def _letters(i: int) -> str:
+    """i in base 26 as lower-case letters: names whose matching keys (letters only) differ."""
+    out = ""
+    while True:
+        i, r = divmod(i, 26)
+        out = chr(97 + r) + out
+        if i == 0:
+            return out
+
+
+def seed_cases(settings: Settings, db: Database, fixture: Fixture) -> None:
+    """``fixture.cases`` open cases on the demo DV MARAC, each with its own subject person
+    (and case_person row), bulk-inserted with Core executemany, CASE_CHUNK rows a statement
+    and one transaction per chunk. Publishes ``case_id`` (a sample) and ``dv_panel_id``."""
+    from app.services.matching import given_key, name_key
+
+    total = fixture.cases
+    with db.session() as session:
+        panel = session.scalars(
+            select(Panel).where(Panel.name == DV_PANEL)  # type: ignore[arg-type]
+        ).one()
+        panel_id = panel.id
+    fixture.ids["dv_panel_id"] = [str(panel_id)]
+    if total <= 0:
+        return
+    person_t, case_t, link_t = (
+        Person.__table__,  # type: ignore[attr-defined]
+        Case.__table__,  # type: ignore[attr-defined]
+        CasePerson.__table__,  # type: ignore[attr-defined]
+    )
+    now = datetime.now(UTC)
+    start = now - CASE_SPAN
+    step = CASE_SPAN / total
+    case_ids: list[uuid.UUID] = []
+    began = time.perf_counter()
+    for first in range(0, total, CASE_CHUNK):
+        people: list[dict[str, Any]] = []
+        cases: list[dict[str, Any]] = []
+        links: list[dict[str, Any]] = []
+        for i in range(first, min(first + CASE_CHUNK, total)):
+            person_id, case_id = uuid.uuid4(), uuid.uuid4()
+            created = start + step * i
+            given, family = "Bench", f"Case{_letters(i)}"
+            people.append(
+                {
+                    "id": person_id,
+                    "given_name": given,
+                    "family_name": family,
+                    "aliases": [],
+                    "date_of_birth": date(1950, 1, 1) + timedelta(days=i % 20_000),
+                    "family_key": name_key(family),
+                    "given_key": given_key(given),
+                    "version": 1,
+                    "created_at": created,
+                }
+            )
+            cases.append(
+                {
+                    "id": case_id,
+                    "panel_id": panel_id,
+                    "reference": f"BENCH-{i:07d}",
+                    "status": CaseStatus.OPEN.value,
+                    "stage": "open",
+                    "subject_person_id": person_id,
+                    "is_repeat": False,
+                    "opened_at": created,
+                    "version": 1,
+                    "created_at": created,
+                }
+            )
+            links.append({"case_id": case_id, "person_id": person_id, "role": "victim"})
+            case_ids.append(case_id)
+        with db.session() as session:
+            conn = session.connection()
+            conn.execute(insert(person_t), people)
+            conn.execute(insert(case_t), cases)
+            conn.execute(insert(link_t), links)
+            session.commit()
+        done = first + len(cases)
+        if done % 100_000 == 0 or done == total:
+            print(
+                f"  seeded {done:,} / {total:,} cases ({time.perf_counter() - began:.0f} s)",
+                flush=True,
+            )
+    sample = random.Random(0).sample(case_ids, min(CASE_ID_SAMPLE, len(case_ids)))
+    fixture.ids["case_id"] = [str(c) for c in sample]
+
+
+SEEDERS: list[Seeder] = [seed_demo_partnership, seed_agencies, seed_cases]
+
+
+def seed(settings: Settings, *, cases: int = 0) -> Fixture:
+    """Run every seeder against the (migrated) database named by ``settings``; ``cases`` is
+    how many cases seed_cases inserts."""
+    fixture = Fixture(cases=cases)
     db = Database.from_settings(settings)
     try:
         for seeder in SEEDERS:

@@ -8,12 +8,14 @@ stream of 401s or 422s measures nothing.
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import shutil
+import string
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 
@@ -32,6 +34,22 @@ class Load:
     headers: dict[str, str]
     body: tuple[str, str] | None  # (prefix, suffix)
     unique: bool  # insert a per-request value between prefix and suffix
+    # The per-request value in letters only (digits a-j, "-" x): for names, whose matching
+    # keys keep only letters.
+    letters: bool = False
+    # Prefixed to the per-request value: one per run (see salted), so that a run does not
+    # repeat the values of the warm-up or of an earlier run against the same database.
+    salt: str = ""
+
+    def salted(self) -> Load:
+        """This load with a new random salt (letters only), if its body varies."""
+        if not self.unique:
+            return self
+        return replace(self, salt="".join(random.choices(string.ascii_lowercase, k=6)))
+
+    def unique_value(self, worker: int, n: int) -> str:
+        value = f"{self.salt}{worker}-{n}"
+        return value.translate(_LETTERS) if self.letters else value
 
     def path_for(self, worker: int, n: int, workers: int) -> str:
         return self.paths[(worker + n * workers) % len(self.paths)]
@@ -40,7 +58,10 @@ class Load:
         if self.body is None:
             return None
         prefix, suffix = self.body
-        return f"{prefix}{worker}-{n}{suffix}" if self.unique else prefix
+        return f"{prefix}{self.unique_value(worker, n)}{suffix}" if self.unique else prefix
+
+
+_LETTERS = str.maketrans("0123456789-", "abcdefghijx")
 
 
 @dataclass(frozen=True)
@@ -96,11 +117,18 @@ def wrk_script(load: Load) -> str:
         "local n = 0",
         f"local unique, prefix, suffix = {str(load.unique).lower()}, "
         f"{_lua_str(prefix)}, {_lua_str(suffix)}",
+        f"local salt, letters = {_lua_str(load.salt)}, {str(load.letters).lower()}",
+        "local function letter(d)",
+        "  if d == '-' then return 'x' end",
+        "  return string.char(97 + tonumber(d))",
+        "end",
         "function request()",
         "  n = n + 1",
         "  local path = paths[((tid * 7919 + n) % #paths) + 1]",
         "  if unique then",
-        "    return wrk.format(nil, path, nil, prefix .. tid .. '-' .. n .. suffix)",
+        "    local value = salt .. tid .. '-' .. n",
+        "    if letters then value = string.gsub(value, '[%d-]', letter) end",
+        "    return wrk.format(nil, path, nil, prefix .. value .. suffix)",
         "  end",
         "  return wrk.format(nil, path)",
         "end",

@@ -32,7 +32,7 @@ from .backends import (
     unsealed_backlog,
 )
 from .cpu import CpuMeter, wait_until_quiet
-from .fixtures import Fixture, seed
+from .fixtures import DEFAULT_CASES, Fixture, seed
 from .loadgen import Load, LoadError, LoadGenerator, make_generator, wrk_version
 from .report import NOISY_CORES, Measurement, Result, render, write_docs
 from .scenarios import SCENARIOS, Scenario
@@ -53,6 +53,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--backends", default=",".join(BACKENDS), help="comma-separated: sqlite,postgresql"
     )
     p.add_argument("--scenarios", default="", help="comma-separated scenario names (default: all)")
+    p.add_argument(
+        "--cases",
+        type=int,
+        default=DEFAULT_CASES,
+        metavar="N",
+        help="cases to seed for the case-* scenarios (only seeded when one is selected)",
+    )
     p.add_argument("--loadgen", choices=("auto", "wrk", "httpx"), default="auto")
     p.add_argument("--app-port", type=int, default=8101)
     p.add_argument("--baseline-port", type=int, default=8102)
@@ -119,7 +126,13 @@ class Bench:
             env="development",
             log_level="WARNING",
         )
-        return seed(settings), Security(settings)
+        return seed(settings, cases=self.cases), Security(settings)
+
+    @property
+    def cases(self) -> int:
+        """How many cases to seed: none unless a selected scenario reads them."""
+        needed = any(s.needs_cases for s in self.args.scenario_list)
+        return self.args.cases if needed else 0
 
     def load(
         self, server: Server, scenario: Scenario, token: str, ids: dict[str, list[str]]
@@ -129,8 +142,9 @@ class Bench:
             base_url=server.url,
             paths=scenario.url_paths(ids),
             headers=scenario.request_headers(token),
-            body=scenario.body_parts(),
+            body=scenario.body_parts(ids),
             unique=scenario.unique_body,
+            letters=scenario.unique_letters,
         )
 
     def measure(self, server: Server, load: Load, label: str) -> Measurement:
@@ -138,9 +152,9 @@ class Bench:
         if args.quiet_wait > 0:
             wait_until_quiet(args.quiet_wait, NOISY_CORES)
         if args.warmup > 0:
-            self.loadgen.run(load, args.warmup)
+            self.loadgen.run(load.salted(), args.warmup)
         with CpuMeter(server.pid) as meter:
-            result = self.loadgen.run(load, args.duration)
+            result = self.loadgen.run(load.salted(), args.duration)
         assert meter.result is not None
         m = Measurement(result, peak_rss_kib(server.pid), meter.result)
         print(
@@ -192,7 +206,7 @@ class Bench:
         raw = RESULTS / f"profile-{backend.name}-{scenario.name}.txt"
         recorder = profiling.start(server.pid, self.args.duration, raw)
         try:
-            self.loadgen.run(load, self.args.duration)
+            self.loadgen.run(load.salted(), self.args.duration)
         finally:
             _, err = recorder.communicate(timeout=self.args.duration + 60)
         if recorder.returncode != 0:
@@ -259,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.connections} connections, {args.warmup:g} s warm-up then {args.duration:g} s "
             f"measured per run, each server a fresh `uvicorn --workers 1 --loop uvloop "
             f"--http httptools` process",
+            *([f"{bench.cases:,} cases seeded on the DV MARAC (`--cases`)"] if bench.cases else []),
         ],
         backend_versions=versions,
         skipped=skipped,

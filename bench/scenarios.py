@@ -30,11 +30,16 @@ class Scenario:
     token: str
     # Minimum throughput as a fraction of the baseline's, per backend ("sqlite", "postgresql").
     min_throughput_ratio: dict[str, float]
-    # The JSON body, if any; string values may contain UNIQUE.
+    # The JSON body, if any; string values may contain UNIQUE, and "{name}" for the first id
+    # the seeders publish under that name (e.g. "{dv_panel_id}").
     body: dict[str, Any] | None = None
     # Tail latency bound for the service: p99 at most this multiple of its own p50.
     max_p99_over_p50: float = 5.0
     headers: dict[str, str] = field(default_factory=dict)
+    # The per-request UNIQUE value in letters only (for names: matching keeps only letters).
+    unique_letters: bool = False
+    # Needs the cases seed_cases inserts (run --cases N; the seeder is skipped otherwise).
+    needs_cases: bool = False
 
     def url_paths(self, ids: dict[str, list[str]], limit: int = 10_000) -> list[str]:
         """The concrete paths to cycle through: the i-th takes the i-th id of each list."""
@@ -45,7 +50,7 @@ class Scenario:
             for i in range(count)
         ]
 
-    def body_parts(self) -> tuple[str, str] | None:
+    def body_parts(self, ids: dict[str, list[str]] | None = None) -> tuple[str, str] | None:
         """The JSON body split around UNIQUE: (prefix, suffix); None when there is no body.
 
         A body without UNIQUE has the whole text as prefix and an empty suffix, and is sent
@@ -54,6 +59,9 @@ class Scenario:
         if self.body is None:
             return None
         text = json.dumps(self.body, separators=(",", ":"))
+        for name, values in (ids or {}).items():
+            if values:
+                text = text.replace("{" + name + "}", values[0])
         prefix, _, suffix = text.partition(UNIQUE)
         return prefix, suffix
 
@@ -66,6 +74,47 @@ class Scenario:
         if self.body is not None:
             headers.setdefault("Content-Type", "application/json")
         return headers
+
+
+def _dv_referral() -> dict[str, Any]:
+    """A valid DV MARAC referral (as tests/builders.py dv_referral builds it) whose victim is
+    someone new each request: a family name no one else has (UNIQUE in letters), and no date
+    of birth or postcode shared with every other victim, so matching looks them up by name,
+    finds no one, and creates the person. The perpetrator is the same each time (matched)."""
+    return {
+        "panel_id": "{dv_panel_id}",
+        "referral_date": "2026-11-20",
+        "referrer": {"name": "DC Sam Officer", "email": "sam.officer@police.example.org"},
+        "people": [
+            {
+                "role": "victim",
+                "details": {
+                    "given_name": "Jane",
+                    "family_name": f"Bench{UNIQUE}",
+                    "safe_contact": {"phone": "07700 900123", "safe_times": "weekdays 10-12"},
+                },
+            },
+            {
+                "role": "perpetrator",
+                "details": {
+                    "given_name": "John",
+                    "family_name": "Roe",
+                    "date_of_birth": "1988-02-02",
+                },
+            },
+        ],
+        "form": {
+            "criterion": "visible_high_risk",
+            "dash_answers": ["yes"] * 15 + ["no"] * 9,
+            "children_in_household": 2,
+        },
+        "consent": {
+            "status": "not_sought",
+            "lawful_basis": "crime_and_disorder_act_1998_s115",
+            "reason": "Risk of serious harm; seeking consent would increase the risk",
+        },
+        "crime_reference": "CAD1234/20NOV26",
+    }
 
 
 SCENARIOS: list[Scenario] = [
@@ -87,5 +136,32 @@ SCENARIOS: list[Scenario] = [
         # latency (PostgreSQL holds the lock until the commit is flushed), not the service.
         body={"contact_email": f"bench-{UNIQUE}@example.org"},
         min_throughput_ratio={"sqlite": 0.2, "postgresql": 0.12},
+    ),
+    Scenario(
+        name="case-read",
+        method="GET",
+        path="/api/v1/cases/{case_id}",
+        # The DV MARAC's coordinator: a managing role on the panel, so sees all its cases.
+        token="coordinator",
+        min_throughput_ratio={"sqlite": 0.4, "postgresql": 0.2},
+        needs_cases=True,
+    ),
+    Scenario(
+        name="case-list",
+        method="GET",
+        path="/api/v1/cases?limit=50&panel_id={dv_panel_id}",
+        token="coordinator",
+        min_throughput_ratio={"sqlite": 0.2, "postgresql": 0.1},
+        needs_cases=True,
+    ),
+    Scenario(
+        name="referral-submit",
+        method="POST",
+        path="/api/v1/referrals",
+        # A police representative on the DV MARAC, whose agency may refer to it.
+        token="referrer",
+        body=_dv_referral(),
+        unique_letters=True,
+        min_throughput_ratio={"sqlite": 0.2, "postgresql": 0.1},
     ),
 ]
