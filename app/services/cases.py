@@ -122,13 +122,14 @@ def open_from_referral(
         )
         session.add(case)
         session.flush()
-    existing = set(
-        session.execute(
+    existing = {
+        (person_id, role)
+        for person_id, role in session.execute(
             select(col(CasePerson.person_id), col(CasePerson.role)).where(
                 col(CasePerson.case_id) == case.id
             )
-        ).tuples()
-    )
+        )
+    }
     for person in people:
         assert person.person_id is not None
         if (person.person_id, person.role) not in existing:
