@@ -13,6 +13,7 @@ transaction. *Where* it runs depends on the backend:
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable
 from functools import partial
@@ -121,6 +122,10 @@ class Database:
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)``: inline for SQLite, in the thread pool for a database server."""
         if self.inline:
+            # Let the loop read other sockets first: without this yield, a request that
+            # arrives while others are being served can wait behind many units in a row
+            # (measured: p99 667 ms -> 276 ms at p50 58 ms under 32 connections).
+            await asyncio.sleep(0)
             return fn(*args)
         return await anyio.to_thread.run_sync(partial(fn, *args), limiter=self._limiter)
 
