@@ -114,7 +114,7 @@ class Database:
         if self.inline and isinstance(self.bind, Engine):
             # Inline units run one at a time on the event loop: keep one connection for them
             # all instead of checking it out and resetting it on every request.
-            if self._connection is None or self._connection.closed:
+            if self._connection is None or self._connection.closed or self._connection.invalidated:
                 self._connection = self.bind.connect()
             return Session(bind=self._connection, expire_on_commit=False, autoflush=False)
         return self._sessions()
