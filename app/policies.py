@@ -8,6 +8,7 @@ from sqlalchemy import and_, exists, false, or_, select, true
 from sqlmodel import col
 
 from app.actor import Actor, ActorKind
+from app.models.agency import Agency, AgencyKind
 from app.models.api_client import ApiClient
 from app.models.case import Case, CaseExclusion, CasePerson
 from app.models.panel import MANAGING_ROLES, Panel, PanelMember, PanelRole
@@ -18,6 +19,7 @@ from app.panels import PANEL_TYPES
 from app.permissions import Permission, Role
 
 ISOLATED = sorted(key for key, panel_type in PANEL_TYPES.items() if panel_type.isolated)
+SCREENED = sorted(key for key, panel_type in PANEL_TYPES.items() if panel_type.requires_screening)
 
 _PARTNERSHIP_WIDE = {Role.ADMIN, Role.AUDITOR}
 
@@ -91,15 +93,35 @@ def visible_cases(actor: Actor) -> Any:
     return and_(col(Case.panel_id).in_(member_panel_ids(actor)), ~_excluded(col(Case.id), actor))
 
 
+def screening_panel_ids(actor: Actor) -> Any:
+    """Screened panels (Channel) on which the actor is the police practitioner, who must read
+    a referral to screen it before the panel decides (subquery of panel ids)."""
+    if actor.kind is not ActorKind.USER or not actor.can(Permission.CASE_READ):
+        return select(col(PanelRole.panel_id)).where(false())
+    return (
+        member_panel_ids(actor)
+        .join(Panel, col(Panel.id) == col(PanelRole.panel_id))
+        .join(Agency, col(Agency.id) == col(PanelMember.agency_id))
+        .where(
+            col(Panel.panel_type).in_(SCREENED),
+            col(Agency.kind) == AgencyKind.POLICE.value,
+        )
+    )
+
+
 def visible_referrals(actor: Actor) -> Any:
-    """Own referrals; every referral of a panel one runs; triaged ones behind visible cases."""
+    """Own referrals; every referral of a panel one runs or screens; triaged ones behind
+    visible cases. Never one behind a case that excludes the actor's agency."""
     own = col(Referral.submitted_by_id) == actor.id
     if not actor.can(Permission.CASE_READ):
         return own
     not_excluded = or_(col(Referral.case_id).is_(None), ~_excluded(col(Referral.case_id), actor))
-    managed = and_(col(Referral.panel_id).in_(managed_panel_ids(actor)), not_excluded)
+    runs = or_(
+        col(Referral.panel_id).in_(managed_panel_ids(actor)),
+        col(Referral.panel_id).in_(screening_panel_ids(actor)),
+    )
     triaged = col(Referral.case_id).in_(select(col(Case.id)).where(visible_cases(actor)))
-    return or_(own, managed, triaged)
+    return or_(own, and_(runs, not_excluded), triaged)
 
 
 def visible_people(actor: Actor) -> Any:

@@ -5,22 +5,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import and_, exists, false, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from app import audit
-from app.actor import Actor, ActorKind
+from app.actor import Actor
 from app.audit import AuditAction
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.etags import check_if_match
 from app.models.agency import Agency, AgencyKind
 from app.models.base import utcnow
-from app.models.case import Case, CaseExclusion
-from app.models.panel import MANAGING_ROLES, Panel, PanelMember, PanelRole
+from app.models.case import Case
+from app.models.panel import MANAGING_ROLES, Panel, PanelMember
 from app.models.referral import (
     Decision,
     DecisionIn,
@@ -36,7 +35,6 @@ from app.models.referral import (
 from app.pagination import paginate
 from app.panels import PANEL_TYPES
 from app.panels.base import ConsentRecord, PanelConfig, PanelType, PersonFacts
-from app.permissions import Permission
 from app.policies import visible_referrals
 from app.services import cases, people
 from app.services.panels import config_of, panel_role_of
@@ -232,51 +230,10 @@ def to_public(session: Session, actor: Actor, referral: Referral) -> ReferralPub
     return out
 
 
-SCREENED_PANEL_TYPES = tuple(key for key, t in PANEL_TYPES.items() if t.requires_screening)
-
-
-def _screening_panel_ids(actor: Actor) -> Any:
-    """Panels whose referrals the actor screens: a police member of a screening panel (the
-    Channel police practitioner), who must read a referral before deciding on it."""
-    if actor.kind is not ActorKind.USER or not actor.can(Permission.CASE_READ):
-        return select(col(PanelRole.panel_id)).where(false())
-    return (
-        select(col(PanelRole.panel_id))
-        .join(
-            PanelMember,
-            and_(
-                col(PanelMember.panel_id) == col(PanelRole.panel_id),
-                col(PanelMember.agency_id) == actor.agency_id,
-            ),
-        )
-        .join(Panel, col(Panel.id) == col(PanelRole.panel_id))
-        .join(Agency, col(Agency.id) == col(PanelMember.agency_id))
-        .where(
-            col(PanelRole.user_id) == actor.id,
-            col(Panel.panel_type).in_(SCREENED_PANEL_TYPES),
-            col(Agency.kind) == AgencyKind.POLICE.value,
-        )
-    )
-
-
-def _visible_to(actor: Actor) -> Any:
-    """``visible_referrals``, and the referrals a screening practitioner gatekeeps (never one
-    behind a case that excludes their agency)."""
-    not_excluded = or_(
-        col(Referral.case_id).is_(None),
-        ~exists().where(
-            col(CaseExclusion.case_id) == col(Referral.case_id),
-            col(CaseExclusion.agency_id) == actor.agency_id,
-        ),
-    )
-    screening = and_(col(Referral.panel_id).in_(_screening_panel_ids(actor)), not_excluded)
-    return or_(visible_referrals(actor), screening)
-
-
 def _visible(
     session: Session, actor: Actor, referral_id: uuid.UUID, *, for_update: bool = False
 ) -> Referral:
-    stmt = select(Referral).where(col(Referral.id) == referral_id, _visible_to(actor))
+    stmt = select(Referral).where(col(Referral.id) == referral_id, visible_referrals(actor))
     referral = session.scalars(stmt.with_for_update() if for_update else stmt).first()
     if referral is None:
         raise NotFound("referral", referral_id)
@@ -292,7 +249,7 @@ def list_referrals(
     limit: int,
 ) -> tuple[list[ReferralPublic], str | None]:
     """Referrals the caller may see, oldest first."""
-    stmt = select(Referral).where(_visible_to(actor))
+    stmt = select(Referral).where(visible_referrals(actor))
     if panel_id is not None:
         stmt = stmt.where(col(Referral.panel_id) == panel_id)
     if status is not None:
