@@ -35,7 +35,7 @@ from app.models.referral import (
 from app.pagination import paginate
 from app.panels import PANEL_TYPES
 from app.panels.base import ConsentRecord, PanelConfig, PanelType, PersonFacts
-from app.policies import visible_referrals
+from app.policies import managed_panel_ids, visible_referrals
 from app.services import cases, people
 from app.services.panels import config_of, panel_role_of
 
@@ -214,13 +214,23 @@ def _subject_id(session: Session, referral: Referral) -> uuid.UUID | None:
     return None
 
 
-def to_public(session: Session, actor: Actor, referral: Referral) -> ReferralPublic:
+def to_public(
+    session: Session,
+    actor: Actor,
+    referral: Referral,
+    *,
+    people_: list[ReferralPersonPublic] | None = None,
+    runs_panel: bool | None = None,
+) -> ReferralPublic:
     """The referral as this actor may see it. A referrer who does not run the panel sees
-    their own referral's status and content, but nothing that would reveal a case."""
-    out = ReferralPublic.model_validate(
-        {**referral.model_dump(), "people": _people(session, referral.id)}
-    )
-    runs_panel = panel_role_of(session, actor, referral.panel_id) in MANAGING_ROLES
+    their own referral's status and content, but nothing that would reveal a case.
+
+    A list passes ``people_`` and ``runs_panel`` it looked up once for the whole page."""
+    if people_ is None:
+        people_ = _people(session, referral.id)
+    out = ReferralPublic.model_validate({**referral.model_dump(), "people": people_})
+    if runs_panel is None:
+        runs_panel = panel_role_of(session, actor, referral.panel_id) in MANAGING_ROLES
     if not runs_panel and referral.submitted_by_id == actor.id:
         out.is_repeat = None
         out.repeat_of_case_id = None
@@ -263,7 +273,28 @@ def list_referrals(
         resource_type="referral",
         detail={"returned": len(rows)},
     )
-    return [to_public(session, actor, r) for r in rows], next_cursor
+    # Two queries for the page, not two per referral.
+    managed = set(session.scalars(managed_panel_ids(actor)))
+    people_by_referral: dict[uuid.UUID, list[ReferralPersonPublic]] = {r.id: [] for r in rows}
+    for referral_id, person_id, role in session.execute(
+        select(
+            col(ReferralPerson.referral_id),
+            col(ReferralPerson.person_id),
+            col(ReferralPerson.role),
+        ).where(col(ReferralPerson.referral_id).in_(list(people_by_referral)))
+    ):
+        people_by_referral[referral_id].append(ReferralPersonPublic(person_id=person_id, role=role))
+    items = [
+        to_public(
+            session,
+            actor,
+            r,
+            people_=people_by_referral[r.id],
+            runs_panel=r.panel_id in managed,
+        )
+        for r in rows
+    ]
+    return items, next_cursor
 
 
 def get_referral(session: Session, actor: Actor, referral_id: uuid.UUID) -> ReferralPublic:
