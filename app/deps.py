@@ -66,17 +66,7 @@ async def get_db(request: Request) -> Database:
     return app_db(request)
 
 
-async def get_settings(request: Request) -> Settings:
-    return app_settings(request)
-
-
-async def get_security(request: Request) -> Security:
-    return app_security(request)
-
-
 DatabaseDep = Annotated[Database, Depends(get_db)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-SecurityDep = Annotated[Security, Depends(get_security)]
 
 
 def route_template(scope: Mapping[str, Any]) -> str | None:
@@ -93,10 +83,6 @@ def route_template(scope: Mapping[str, Any]) -> str | None:
     return getattr(route, "path", None)
 
 
-async def request_meta(request: Request) -> RequestMeta:
-    return meta_of(request)
-
-
 def meta_of(request: Request) -> RequestMeta:
     purpose = request.headers.get(PURPOSE_HEADER)
     return RequestMeta(
@@ -104,9 +90,6 @@ def meta_of(request: Request) -> RequestMeta:
         source_ip=request.client.host if request.client else None,
         purpose=purpose[:200] if purpose else None,
     )
-
-
-MetaDep = Annotated[RequestMeta, Depends(request_meta)]
 
 
 class UnitOfWork:
