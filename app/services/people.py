@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -28,43 +29,41 @@ from app.models.referral import Referral, ReferralPerson
 from app.policies import managed_panel_ids, visible_cases, visible_people
 from app.services import matching
 
-# Linked without asking when name, first name and date of birth all agree exactly.
-CERTAIN = 0.85
 
-
-def public(session: Session, actor: Actor, person: Person) -> PersonPublic:
+def public(person: Person, may_see_safe_contact: Collection[uuid.UUID]) -> PersonPublic:
     """The person as this actor may see them: safe contact details only for those who need them."""
     out = PersonPublic.model_validate(person)
-    if out.safe_contact is not None and not needs_safe_contact(session, actor, person.id):
+    if person.id not in may_see_safe_contact:
         out.safe_contact = None
     return out
 
 
-def needs_safe_contact(session: Session, actor: Actor, person_id: uuid.UUID) -> bool:
-    """IDVA services (who represent victims) need safe contacts, and so do those who run a
-    panel the person is referred to or has a case on; running some other panel is not enough."""
+def safe_contact_readers(session: Session, actor: Actor, people_: list[Person]) -> set[uuid.UUID]:
+    """Of these people, those whose safe contact details the actor needs: all of them for an
+    IDVA service (who represent victims); otherwise those on a referral or case of a panel the
+    actor runs. Running some other panel is not enough. Two queries, whatever the count."""
+    ids = [p.id for p in people_ if p.safe_contact is not None]
+    if not ids:
+        return set()
     kind = session.scalar(select(col(Agency.kind)).where(col(Agency.id) == actor.agency_id))
     if kind == AgencyKind.IDVA_SERVICE.value:
-        return True
+        return set(ids)
     managed = managed_panel_ids(actor)
     on_referral = (
         select(col(ReferralPerson.person_id))
         .join(Referral, col(Referral.id) == col(ReferralPerson.referral_id))
-        .where(
-            col(ReferralPerson.person_id) == person_id,
-            col(Referral.panel_id).in_(managed),
-        )
+        .where(col(ReferralPerson.person_id).in_(ids), col(Referral.panel_id).in_(managed))
     )
     on_case = (
         select(col(CasePerson.person_id))
         .join(Case, col(Case.id) == col(CasePerson.case_id))
         .where(
-            col(CasePerson.person_id) == person_id,
+            col(CasePerson.person_id).in_(ids),
             col(Case.panel_id).in_(managed),
             visible_cases(actor),
         )
     )
-    return bool(session.scalar(select(or_(on_referral.exists(), on_case.exists()))))
+    return set(session.scalars(on_referral.union(on_case)))
 
 
 def search(
@@ -87,9 +86,9 @@ def search(
         resource_type="person",
         detail={"returned": len(found)},
     )
+    readers = safe_contact_readers(session, actor, [p for p, _, _ in found])
     return [
-        PersonCandidate(person=public(session, actor, p), score=s, matched_on=why)
-        for p, s, why in found
+        PersonCandidate(person=public(p, readers), score=s, matched_on=why) for p, s, why in found
     ]
 
 
@@ -108,7 +107,7 @@ def get_person(session: Session, actor: Actor, person_id: uuid.UUID) -> PersonPu
         resource_id=person.id,
         person_id=person.id,
     )
-    return public(session, actor, person)
+    return public(person, safe_contact_readers(session, actor, [person]))
 
 
 @dataclass
