@@ -6,7 +6,7 @@ import base64
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
@@ -33,7 +33,7 @@ class Page(BaseModel, Generic[T]):
 
 
 def _encode(values: Sequence[Any]) -> str:
-    plain = [v.isoformat() if isinstance(v, datetime) else v for v in values]
+    plain = [v.isoformat() if isinstance(v, date) else v for v in values]
     plain = [str(v) if isinstance(v, uuid.UUID) else v for v in plain]
     return base64.urlsafe_b64encode(json.dumps(plain).encode()).decode().rstrip("=")
 
@@ -58,6 +58,8 @@ def _decode(cursor: str, kinds: Sequence[type]) -> list[Any]:
                 if moment.tzinfo is None:
                     raise ValueError("naive timestamp")
                 out.append(moment)
+            elif kind is date and isinstance(value, str):
+                out.append(date.fromisoformat(value))
             elif kind is uuid.UUID and isinstance(value, str):
                 out.append(uuid.UUID(value))
             elif (
