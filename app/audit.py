@@ -8,6 +8,7 @@ fails, the request fails. Values are never free text: actions are an enum, outco
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -69,6 +70,27 @@ class AuditAction(StrEnum):
     EXCLUSION_LIST = "exclusion.list"
     EXCLUSION_ADD = "exclusion.add"
     EXCLUSION_REMOVE = "exclusion.remove"
+    CONFERENCE_CREATE = "conference.create"
+    CONFERENCE_LIST = "conference.list"
+    CONFERENCE_READ = "conference.read"
+    CONFERENCE_UPDATE = "conference.update"
+    CONFERENCE_FINALISE = "conference.finalise"
+    CALENDAR_READ = "conference.calendar_read"
+    AGENDA_READ = "agenda.read"
+    AGENDA_PUBLISH = "agenda.publish"
+    AGENDA_REORDER = "agenda.reorder"
+    LISTING_ADD = "listing.add"
+    LISTING_REMOVE = "listing.remove"
+    ATTENDANCE_LIST = "attendance.list"
+    ATTENDANCE_RECORD = "attendance.record"
+    ATTENDANCE_UPDATE = "attendance.update"
+    MINUTES_READ = "minutes.read"
+    MINUTES_WRITE = "minutes.write"
+    MINUTES_AMEND = "minutes.amend"
+    ACTION_CREATE = "action.create"
+    ACTION_LIST = "action.list"
+    ACTION_READ = "action.read"
+    ACTION_UPDATE = "action.update"
     AUDIT_QUERY = "audit.query"
     AUDIT_EXPORT = "audit.export"
     AUDIT_VERIFY = "audit.verify"
@@ -128,6 +150,44 @@ def record(
     )
     assert row is not None
     raw.run("INSERT INTO audit_unsealed (event_id) VALUES (?)", (row[0],))
+
+
+_EVENT_COLUMNS = (
+    "occurred_at, actor_type, actor_id, actor_agency_id, action, outcome, resource_type,"
+    " resource_id, case_id, person_id, purpose, source_ip, request_id, changes, detail"
+)
+_EVENT_ROW = "(" + ", ".join(["?"] * 15) + ")"
+
+
+def record_each(
+    session: Session,
+    actor: Actor,
+    action: AuditAction,
+    subjects: Sequence[tuple[uuid.UUID, uuid.UUID | None]],
+    *,
+    resource_type: str,
+    resource_id: uuid.UUID | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """One event per case a read touched, ``subjects`` being (case id, subject person id)
+    pairs, so "who saw this person's records" finds every one. Two statements in all."""
+    if not subjects:
+        return
+    raw = Raw(session)
+    now = raw.timestamp(utcnow())
+    shared = (actor.kind.value, raw.id(actor.id), raw.id(actor.agency_id), action.value)
+    tail = (actor.meta.purpose, actor.meta.source_ip, actor.meta.request_id, None)
+    params: list[Any] = []
+    for case_id, person_id in subjects:
+        params += (now, *shared, Outcome.SUCCESS.value, resource_type)
+        params += (None if resource_id is None else str(resource_id), raw.id(case_id))
+        params += (raw.id(person_id), *tail, raw.json(detail))
+    # Only placeholders are joined into these statements; every value is a parameter.
+    rows = ", ".join([_EVENT_ROW] * len(subjects))
+    insert = f"INSERT INTO audit_event ({_EVENT_COLUMNS}) VALUES {rows} RETURNING id"  # noqa: S608
+    ids = [row[0] for row in raw.all(insert, params)]
+    queue = "INSERT INTO audit_unsealed (event_id) VALUES " + ", ".join(["(?)"] * len(ids))  # noqa: S608
+    raw.run(queue, ids)
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

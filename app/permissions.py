@@ -30,6 +30,10 @@ class Permission(StrEnum):
     REFERRAL_TRIAGE = "referral:triage"
     CASE_READ = "case:read"
     CASE_WRITE = "case:write"
+    CONFERENCE_READ = "conference:read"
+    CONFERENCE_WRITE = "conference:write"
+    ACTION_READ = "action:read"
+    ACTION_WRITE = "action:write"
 
 
 class Role(StrEnum):
@@ -48,6 +52,9 @@ class Scope(StrEnum):
     REFERRALS_WRITE = "referrals:write"
     REFERRALS_READ = "referrals:read"
     CASES_READ = "cases:read"
+    CONFERENCES_READ = "conferences:read"
+    ACTIONS_READ = "actions:read"
+    ACTIONS_WRITE = "actions:write"
 
 
 # Every signed-in person, whatever their role.
@@ -71,6 +78,10 @@ CASEWORK: frozenset[Permission] = frozenset(
         Permission.REFERRAL_TRIAGE,
         Permission.CASE_READ,
         Permission.CASE_WRITE,
+        Permission.CONFERENCE_READ,
+        Permission.CONFERENCE_WRITE,
+        Permission.ACTION_READ,
+        Permission.ACTION_WRITE,
     }
 )
 
@@ -106,6 +117,9 @@ SCOPE_PERMISSIONS: dict[Scope, frozenset[Permission]] = {
     Scope.REFERRALS_WRITE: frozenset({Permission.REFERRAL_SUBMIT, Permission.REFERRAL_READ}),
     Scope.REFERRALS_READ: frozenset({Permission.REFERRAL_READ}),
     Scope.CASES_READ: frozenset({Permission.CASE_READ}),
+    Scope.CONFERENCES_READ: frozenset({Permission.CONFERENCE_READ}),
+    Scope.ACTIONS_READ: frozenset({Permission.ACTION_READ}),
+    Scope.ACTIONS_WRITE: frozenset({Permission.ACTION_READ, Permission.ACTION_WRITE}),
 }
 
 # System roles that see no case content, whatever panel roles they are given.

@@ -59,6 +59,10 @@ class Raw:
         row: tuple[Any, ...] | None = self._execute(sql, params).fetchone()
         return row
 
+    def all(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = self._execute(sql, params).fetchall()
+        return rows
+
     def run(self, sql: str, params: Sequence[Any]) -> None:
         self._execute(sql, params)
 
