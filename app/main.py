@@ -19,13 +19,18 @@ from app.logging import configure_logging
 from app.middleware import RequestContextMiddleware
 from app.migrations_state import head_revisions
 from app.routers import (
+    actions,
     agencies,
+    agenda,
     api_clients,
+    attendance,
     audit,
     auth,
     cases,
+    conferences,
     health,
     me,
+    minutes,
     panels,
     people,
     referrals,
@@ -116,9 +121,16 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         people,
         referrals,
         cases,
+        conferences,
+        agenda,
+        attendance,
+        minutes,
+        actions,
         health,
     ):
         app.include_router(module.router)
+    app.include_router(conferences.feeds)
+    app.include_router(actions.on_cases)
 
     if settings.cors_origins:
         app.add_middleware(

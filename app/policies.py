@@ -8,9 +8,11 @@ from sqlalchemy import and_, exists, false, or_, select, true
 from sqlmodel import col
 
 from app.actor import Actor, ActorKind
+from app.models.action import Action
 from app.models.agency import Agency, AgencyKind
 from app.models.api_client import ApiClient
 from app.models.case import Case, CaseExclusion, CasePerson
+from app.models.conference import Conference, ConferenceStatus, Listing
 from app.models.panel import MANAGING_ROLES, Panel, PanelMember, PanelRole
 from app.models.person import Person
 from app.models.referral import Referral, ReferralPerson
@@ -86,11 +88,59 @@ def _excluded(case_id: Any, actor: Actor) -> Any:
     )
 
 
+def _published_listings() -> Any:
+    """Cases listed on a published agenda of a conference that was not cancelled."""
+    return (
+        select(col(Listing.case_id))
+        .join(Conference, col(Conference.id) == col(Listing.conference_id))
+        .where(
+            col(Conference.agenda_published_at).is_not(None),
+            col(Conference.status) != ConferenceStatus.CANCELLED.value,
+        )
+    )
+
+
 def visible_cases(actor: Actor) -> Any:
-    """Cases of the actor's panels that do not exclude the actor's agency."""
+    """Cases of the actor's panels that do not exclude the actor's agency, and that the actor
+    needs to know: every case of a panel they run; for other members, the cases listed on a
+    published agenda (research for the meeting), those their agency leads or owns an action
+    on, and those they are keyworker for."""
     if not actor.can(Permission.CASE_READ):
         return false()
-    return and_(col(Case.panel_id).in_(member_panel_ids(actor)), ~_excluded(col(Case.id), actor))
+    need_to_know = or_(
+        col(Case.panel_id).in_(managed_panel_ids(actor)),
+        col(Case.id).in_(_published_listings()),
+        col(Case.lead_agency_id) == actor.agency_id,
+        col(Case.keyworker_user_id) == actor.id,
+        col(Case.id).in_(
+            select(col(Action.case_id)).where(col(Action.owner_agency_id) == actor.agency_id)
+        ),
+    )
+    return and_(
+        col(Case.panel_id).in_(member_panel_ids(actor)),
+        ~_excluded(col(Case.id), actor),
+        need_to_know,
+    )
+
+
+def visible_conferences(actor: Actor) -> Any:
+    """Conferences of the panels the actor takes part in (none of Channel's for systems)."""
+    if not actor.can(Permission.CONFERENCE_READ):
+        return false()
+    return col(Conference.panel_id).in_(member_panel_ids(actor))
+
+
+def visible_actions(actor: Actor) -> Any:
+    """An agency's own actions on its panels; every action of a panel the actor runs. Never
+    one on a case that excludes the actor's agency."""
+    if not actor.can(Permission.ACTION_READ):
+        return false()
+    own = and_(
+        col(Action.owner_agency_id) == actor.agency_id,
+        col(Action.panel_id).in_(member_panel_ids(actor)),
+    )
+    runs = col(Action.panel_id).in_(managed_panel_ids(actor))
+    return and_(or_(own, runs), ~_excluded(col(Action.case_id), actor))
 
 
 def screening_panel_ids(actor: Actor) -> Any:

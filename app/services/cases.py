@@ -39,6 +39,7 @@ from app.panels import PANEL_TYPES
 from app.panels.base import ConsentRecord
 from app.panels.channel import support_consent_problems
 from app.policies import visible_cases
+from app.services import actions
 from app.services.panels import panel_role_of
 
 REFERRAL_PURPOSE = "referral_sharing"
@@ -298,12 +299,28 @@ def _check_keyworker(session: Session, case: Case, user_id: uuid.UUID) -> None:
         raise Invalid("keyworker_user_id belongs to an agency excluded from this case")
 
 
+def _close_actions(session: Session, actor: Actor, case: Case, role: str, reason: str) -> None:
+    """A case closes once its actions are resolved; the chair may close it before, with a
+    reason, which then resolves each open action as not done."""
+    pending = actions.open_count(session, case.id)
+    if not pending:
+        return
+    if role != PanelRoleName.CHAIR.value:
+        raise Conflict(
+            f"{pending} action(s) on this case are still open: resolve them first, or the "
+            "panel's chair closes the case with a reason",
+            resource_type="case",
+            resource_id=case.id,
+        )
+    actions.close_with_case(session, actor, case, reason)
+
+
 def update_case(
     session: Session, actor: Actor, case_id: uuid.UUID, data: CaseUpdate, if_match: str | None
 ) -> CasePublic:
     """Status, stage, risk level, lead agency, keyworker: the panel's managers only."""
     case = _visible(session, actor, case_id, for_update=True)
-    _require_role(session, actor, case, MANAGING_ROLES, "coordinator or chair")
+    role = _require_role(session, actor, case, MANAGING_ROLES, "coordinator or chair")
     check_if_match(if_match, case.version, "case", case.id)
     panel = session.get(Panel, case.panel_id)
     assert panel is not None
@@ -335,6 +352,7 @@ def update_case(
         if data.status is CaseStatus.CLOSED:
             if not data.close_reason:
                 raise Invalid("Closing a case needs a close_reason")
+            _close_actions(session, actor, case, role, data.close_reason)
             case.closed_at = utcnow()
             case.close_reason = data.close_reason
         else:

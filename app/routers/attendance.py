@@ -1,0 +1,62 @@
+"""/api/v1/conferences/{id}/attendance: who attended, and their confidentiality
+acknowledgements."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response, status
+
+from app.deps import Caller, require
+from app.etags import etag
+from app.models.conference import AttendanceIn, AttendancePublic, AttendanceUpdate
+from app.openapi import READ_ONE, UPDATE, IfMatch, problems
+from app.permissions import Permission
+from app.services import attendance
+
+router = APIRouter(prefix="/api/v1/conferences/{conference_id}/attendance", tags=["conferences"])
+
+Reader = Annotated[Caller, Depends(require(Permission.CONFERENCE_READ))]
+Writer = Annotated[Caller, Depends(require(Permission.CONFERENCE_WRITE))]
+
+
+@router.get("", response_model=list[AttendancePublic], responses=problems(*READ_ONE))
+async def list_attendance(caller: Reader, conference_id: uuid.UUID) -> list[AttendancePublic]:
+    rows = await caller(attendance.list_attendance, conference_id)
+    return [AttendancePublic.model_validate(a) for a in rows]
+
+
+@router.post(
+    "",
+    response_model=AttendancePublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=problems(*UPDATE),
+)
+async def record_attendance(
+    caller: Writer, conference_id: uuid.UUID, body: AttendanceIn, response: Response
+) -> AttendancePublic:
+    """Record an attendee: agency, user or name, role, present / apologies / absent."""
+    row = AttendancePublic.model_validate(
+        await caller(attendance.record_attendance, conference_id, body)
+    )
+    response.headers["ETag"] = etag(row.version)
+    return row
+
+
+@router.patch("/{attendance_id}", response_model=AttendancePublic, responses=problems(*UPDATE))
+async def update_attendance(
+    caller: Writer,
+    conference_id: uuid.UUID,
+    attendance_id: uuid.UUID,
+    body: AttendanceUpdate,
+    response: Response,
+    if_match: IfMatch = None,
+) -> AttendancePublic:
+    """`confidentiality_acknowledged: true` records the time of acknowledgement (by the
+    attendee, or the coordinator on their behalf); other fields: the coordinator or chair."""
+    row = AttendancePublic.model_validate(
+        await caller(attendance.update_attendance, conference_id, attendance_id, body, if_match)
+    )
+    response.headers["ETag"] = etag(row.version)
+    return row

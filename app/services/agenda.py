@@ -1,0 +1,354 @@
+"""A conference's agenda: the cases listed on it, in order, with their outstanding actions
+for review; suggestions of what to list next; publishing it to the member agencies."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from sqlmodel import col
+
+from app import audit
+from app.actor import Actor
+from app.audit import AuditAction
+from app.clock import today
+from app.errors import Conflict, Invalid, NotFound
+from app.etags import check_if_match
+from app.models.action import Action, ActionStatus
+from app.models.agenda import AgendaPublic, ListingPublic, Suggestion, SuggestionReason
+from app.models.base import utcnow
+from app.models.case import Case, CaseStatus
+from app.models.conference import (
+    UPCOMING,
+    AgendaOrder,
+    Conference,
+    ConferenceStatus,
+    Listing,
+    ListingIn,
+)
+from app.models.minutes import MinutesEntry
+from app.models.panel import MANAGING_ROLES
+from app.models.person import Person
+from app.policies import visible_cases
+from app.services import actions
+from app.services.conferences import (
+    audit_conference,
+    bump,
+    require_manager,
+    require_status,
+    visible,
+)
+from app.services.panels import panel_role_of
+
+SUGGESTIONS_SHOWN = 100
+# The agenda can change until the meeting ends.
+EDITABLE = {ConferenceStatus.SCHEDULED.value, ConferenceStatus.IN_PROGRESS.value}
+
+
+def _listings(session: Session, actor: Actor, conference: Conference) -> list[ListingPublic]:
+    """The listings the caller may see (a case excluding their agency stays hidden)."""
+    rows = session.execute(
+        select(Listing, Case, col(Person.given_name), col(Person.family_name))
+        .join(Case, col(Case.id) == col(Listing.case_id))
+        .join(Person, col(Person.id) == col(Case.subject_person_id))
+        .where(col(Listing.conference_id) == conference.id, visible_cases(actor))
+        .order_by(col(Listing.position), col(Listing.id))
+    ).all()
+    case_ids = [case.id for _, case, _, _ in rows]
+    outstanding: dict[uuid.UUID, list[Action]] = defaultdict(list)
+    if case_ids:
+        for action in session.scalars(
+            select(Action)
+            .where(col(Action.case_id).in_(case_ids), col(Action.status) == ActionStatus.OPEN.value)
+            .order_by(col(Action.due_date), col(Action.id))
+        ):
+            outstanding[action.case_id].append(action)
+    return [
+        ListingPublic(
+            id=listing.id,
+            conference_id=listing.conference_id,
+            position=listing.position,
+            case_id=case.id,
+            case_reference=case.reference,
+            case_status=case.status,
+            risk_level=case.risk_level,
+            is_repeat=case.is_repeat,
+            subject_person_id=case.subject_person_id,
+            subject_name=f"{given} {family}",
+            outstanding_actions=actions.summaries(session, outstanding[case.id]),
+            created_at=listing.created_at,
+        )
+        for listing, case, given, family in rows
+    ]
+
+
+def _upcoming_listed(panel_id: uuid.UUID) -> Any:
+    return (
+        select(col(Listing.case_id))
+        .join(Conference, col(Conference.id) == col(Listing.conference_id))
+        .where(col(Conference.panel_id) == panel_id, col(Conference.status).in_(UPCOMING))
+    )
+
+
+def _suggestions(session: Session, actor: Actor, conference: Conference) -> list[Suggestion]:
+    """Open cases of the panel not listed on an upcoming conference that are awaiting their
+    first hearing or have overdue actions, oldest first."""
+    overdue = (
+        select(col(Action.case_id), func.count().label("n"))
+        .where(actions.overdue_clause(today()), col(Action.panel_id) == conference.panel_id)
+        .group_by(col(Action.case_id))
+        .subquery()
+    )
+    rows = session.execute(
+        select(Case, func.coalesce(overdue.c.n, 0))
+        .outerjoin(overdue, overdue.c.case_id == col(Case.id))
+        .where(
+            col(Case.panel_id) == conference.panel_id,
+            col(Case.status) == CaseStatus.OPEN.value,
+            visible_cases(actor),
+            col(Case.id).not_in(_upcoming_listed(conference.panel_id)),
+            (col(Case.last_heard_at).is_(None)) | (overdue.c.n > 0),
+        )
+        .order_by(col(Case.opened_at), col(Case.id))
+        .limit(SUGGESTIONS_SHOWN)
+    ).all()
+    out = []
+    for case, overdue_count in rows:
+        reasons = []
+        if case.last_heard_at is None:
+            reasons.append(SuggestionReason.AWAITING_LISTING)
+        if overdue_count:
+            reasons.append(SuggestionReason.OVERDUE_ACTIONS)
+        out.append(
+            Suggestion(
+                case_id=case.id,
+                case_reference=case.reference,
+                reasons=reasons,
+                risk_level=case.risk_level,
+                is_repeat=case.is_repeat,
+                opened_at=case.opened_at,
+                overdue_actions=overdue_count,
+            )
+        )
+    return out
+
+
+def _agenda(session: Session, actor: Actor, conference: Conference) -> AgendaPublic:
+    """The agenda as the caller may see it; audited once per case it shows."""
+    manages = panel_role_of(session, actor, conference.panel_id) in MANAGING_ROLES
+    items = (
+        _listings(session, actor, conference)
+        if manages or conference.agenda_published_at is not None
+        else []
+    )
+    suggestions = (
+        _suggestions(session, actor, conference)
+        if manages and conference.status in UPCOMING
+        else None
+    )
+    if not items:
+        audit_conference(session, actor, conference, AuditAction.AGENDA_READ)
+    audit.record_each(
+        session,
+        actor,
+        AuditAction.AGENDA_READ,
+        [(item.case_id, item.subject_person_id) for item in items],
+        resource_type="conference",
+        resource_id=conference.id,
+    )
+    return AgendaPublic(
+        conference_id=conference.id,
+        status=conference.status,
+        agenda_published_at=conference.agenda_published_at,
+        items=items,
+        suggestions=suggestions,
+        version=conference.version,
+    )
+
+
+def read_agenda(session: Session, actor: Actor, conference_id: uuid.UUID) -> AgendaPublic:
+    """The agenda: to the panel's managers always, with suggestions; to other members once
+    it is published."""
+    conference = visible(session, actor, conference_id)
+    return _agenda(session, actor, conference)
+
+
+def add_listing(
+    session: Session, actor: Actor, conference_id: uuid.UUID, data: ListingIn
+) -> AgendaPublic:
+    """List a case (of this panel, open, not on another upcoming conference)."""
+    conference = visible(session, actor, conference_id, for_update=True)
+    require_manager(session, actor, conference)
+    require_status(conference, EDITABLE, "change the agenda")
+    case = session.scalars(
+        select(Case).where(col(Case.id) == data.case_id, visible_cases(actor)).with_for_update()
+    ).first()
+    if case is None or case.panel_id != conference.panel_id:
+        raise Invalid("case_id names no case of this conference's panel", field="case_id")
+    if case.status != CaseStatus.OPEN.value:
+        raise Conflict("The case is closed", resource_type="case", resource_id=case.id)
+    elsewhere = session.scalar(
+        select(col(Listing.conference_id))
+        .join(Conference, col(Conference.id) == col(Listing.conference_id))
+        .where(col(Listing.case_id) == case.id, col(Conference.status).in_(UPCOMING))
+    )
+    if elsewhere is not None:
+        raise Conflict(
+            "The case is already listed on an upcoming conference",
+            resource_type="case",
+            resource_id=case.id,
+            extra={"conference_id": str(elsewhere)},
+        )
+    listings = list(
+        session.scalars(
+            select(Listing)
+            .where(col(Listing.conference_id) == conference.id)
+            .order_by(col(Listing.position), col(Listing.id))
+        )
+    )
+    position = min(data.position or len(listings) + 1, len(listings) + 1)
+    for listing in listings[position - 1 :]:
+        listing.position += 1
+    session.add(
+        Listing(
+            conference_id=conference.id,
+            case_id=case.id,
+            position=position,
+            added_by_id=actor.required_id,
+        )
+    )
+    bump(conference)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        AuditAction.LISTING_ADD,
+        resource_type="conference",
+        resource_id=conference.id,
+        case_id=case.id,
+        person_id=case.subject_person_id,
+        changes={"position": position},
+    )
+    return _agenda(session, actor, conference)
+
+
+def remove_listing(
+    session: Session, actor: Actor, conference_id: uuid.UUID, listing_id: uuid.UUID
+) -> None:
+    conference = visible(session, actor, conference_id, for_update=True)
+    require_manager(session, actor, conference)
+    listing = session.scalars(
+        select(Listing).where(
+            col(Listing.id) == listing_id, col(Listing.conference_id) == conference.id
+        )
+    ).first()
+    if listing is None:
+        raise NotFound("listing", listing_id)
+    require_status(conference, EDITABLE, "change the agenda")
+    minuted = session.scalar(
+        select(func.count())
+        .select_from(Action)
+        .where(col(Action.conference_id) == conference.id, col(Action.case_id) == listing.case_id)
+    )
+    if minuted:
+        raise Conflict(
+            "Actions were set for this case at this conference; it stays on the agenda",
+            resource_type="conference",
+            resource_id=conference.id,
+        )
+    case_id, person_id = session.execute(
+        select(col(Case.id), col(Case.subject_person_id)).where(col(Case.id) == listing.case_id)
+    ).one()
+    entry = session.scalars(
+        select(MinutesEntry).where(col(MinutesEntry.listing_id) == listing.id)
+    ).first()
+    if entry is not None:
+        raise Conflict(
+            "The case has minutes at this conference; it stays on the agenda",
+            resource_type="conference",
+            resource_id=conference.id,
+        )
+    session.delete(listing)
+    session.flush()
+    for index, other in enumerate(
+        session.scalars(
+            select(Listing)
+            .where(col(Listing.conference_id) == conference.id)
+            .order_by(col(Listing.position), col(Listing.id))
+        ),
+        start=1,
+    ):
+        other.position = index
+    bump(conference)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        AuditAction.LISTING_REMOVE,
+        resource_type="conference",
+        resource_id=conference.id,
+        case_id=case_id,
+        person_id=person_id,
+    )
+
+
+def reorder(
+    session: Session,
+    actor: Actor,
+    conference_id: uuid.UUID,
+    data: AgendaOrder,
+    if_match: str | None,
+) -> AgendaPublic:
+    """Put the agenda in a new order: every listing, each once."""
+    conference = visible(session, actor, conference_id, for_update=True)
+    require_manager(session, actor, conference)
+    check_if_match(if_match, conference.version, "conference", conference.id)
+    require_status(conference, EDITABLE, "change the agenda")
+    listings = {
+        listing.id: listing
+        for listing in session.scalars(
+            select(Listing).where(col(Listing.conference_id) == conference.id)
+        )
+    }
+    if len(data.listing_ids) != len(set(data.listing_ids)) or set(data.listing_ids) != set(
+        listings
+    ):
+        raise Invalid(
+            "listing_ids must name every listing of the agenda exactly once", field="listing_ids"
+        )
+    for position, listing_id in enumerate(data.listing_ids, start=1):
+        listings[listing_id].position = position
+    bump(conference)
+    session.flush()
+    audit_conference(
+        session,
+        actor,
+        conference,
+        AuditAction.AGENDA_REORDER,
+        changes={"order": [str(i) for i in data.listing_ids]},
+    )
+    return _agenda(session, actor, conference)
+
+
+def publish(
+    session: Session, actor: Actor, conference_id: uuid.UUID, if_match: str | None
+) -> AgendaPublic:
+    """Publish the agenda: its cases become readable, for research, to member agencies."""
+    conference = visible(session, actor, conference_id, for_update=True)
+    require_manager(session, actor, conference)
+    check_if_match(if_match, conference.version, "conference", conference.id)
+    require_status(conference, EDITABLE, "publish the agenda")
+    if conference.agenda_published_at is not None:
+        raise Conflict(
+            "The agenda is already published; cases listed since are shared as they are added",
+            resource_type="conference",
+            resource_id=conference.id,
+        )
+    conference.agenda_published_at = utcnow()
+    bump(conference)
+    session.flush()
+    audit_conference(session, actor, conference, AuditAction.AGENDA_PUBLISH)
+    return _agenda(session, actor, conference)
