@@ -133,6 +133,8 @@ def seed(settings: Settings) -> list[str]:
                 Scope.AGENCIES_READ.value,
                 Scope.PANELS_READ.value,
                 Scope.REFERRALS_WRITE.value,
+                Scope.CONFERENCES_READ.value,
+                Scope.ACTIONS_WRITE.value,
             ],
             secret_hash=security.hash_secret(CLIENT_SECRET),
         )

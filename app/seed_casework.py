@@ -13,6 +13,7 @@ from app.models.panel import Panel, PanelMember, PanelRole
 from app.models.referral import DecisionIn, ReferralCreate, ScreeningIn
 from app.models.user import User
 from app.permissions import user_permissions
+from app.seed_conferences import seed_conferences
 from app.services import referrals
 
 # (panel type, name, member agency short names, referring agencies, {user local part: role})
@@ -142,6 +143,16 @@ def seed_casework(
         ),
     )
     referrals.decide(session, coordinator, accepted.id, DecisionIn(decision="accept"), None)  # type: ignore[arg-type]
+    second = referrals.submit(
+        session,
+        police,
+        dv(
+            _person("Sofia", "Mendes", "1999-09-09", "DA8 1QT"),
+            _person("Liam", "Barker", "1995-12-12"),
+            yes=15,
+        ),
+    )
+    referrals.decide(session, coordinator, second.id, DecisionIn(decision="accept"), None)  # type: ignore[arg-type]
     untriaged = referrals.submit(
         session,
         housing,
@@ -223,9 +234,20 @@ def seed_casework(
     )
     referrals.screen(session, police, channel.id, ScreeningIn(outcome="suitable"), None)
     session.flush()
+    meetings = seed_conferences(
+        session,
+        panels["dv_marac"],
+        agencies,
+        users,
+        {
+            local: _actor(users[local])
+            for local in ("coordinator", "chair", "police.rep", "idva", "probation.rep")
+        },
+    )
     return [
         "Demo panels: " + ", ".join(p.name for p in panels.values()),
-        f"  DV MARAC: one case opened, one referral awaiting triage ({untriaged.id}),"
+        f"  DV MARAC: two cases opened, one referral awaiting triage ({untriaged.id}),"
         " one awaiting more information",
+        *meetings,
         "  Community MARAC: one case opened; Channel: one referral screened, awaiting decision",
     ]
