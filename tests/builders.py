@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pyotp
 from sqlalchemy.orm import Session
@@ -230,3 +232,38 @@ def dv_referral(
         },
         "crime_reference": "CAD1234/20NOV26",
     }
+
+
+def publish_cases(
+    client: Any,
+    headers: dict[str, str],
+    panel_id: uuid.UUID,
+    chair_id: uuid.UUID,
+    case_ids: list[str],
+    days_ahead: int = 7,
+) -> str:
+    """Through the API: schedule a conference, list these cases and publish its agenda, which
+    makes the cases readable to the panel's member agencies. Returns the conference id."""
+    starts = datetime.now(UTC).replace(microsecond=0) + timedelta(days=days_ahead)
+    r = client.post(
+        "/api/v1/conferences",
+        json={
+            "panel_id": str(panel_id),
+            "starts_at": starts.isoformat(),
+            "location": "Civic Offices, Bexleyheath",
+            "chair_user_id": str(chair_id),
+        },
+        headers=headers,
+    )
+    assert r.status_code == 201, r.text
+    conference_id: str = r.json()["id"]
+    for case_id in case_ids:
+        listed = client.post(
+            f"/api/v1/conferences/{conference_id}/listings",
+            json={"case_id": case_id},
+            headers=headers,
+        )
+        assert listed.status_code == 201, listed.text
+    published = client.post(f"/api/v1/conferences/{conference_id}/publish", headers=headers)
+    assert published.status_code == 200, published.text
+    return conference_id
