@@ -82,6 +82,12 @@ def managed_panel_ids(actor: Actor) -> Any:
     return member_panel_ids(actor).where(col(PanelRole.role).in_(MANAGING_ROLES))
 
 
+def not_excluded(case_id: Any, actor: Actor) -> Any:
+    """The case does not exclude the actor's agency (for the panel's managers, who see every
+    other case of it, this is the whole of visible_cases)."""
+    return ~_excluded(case_id, actor)
+
+
 def _excluded(case_id: Any, actor: Actor) -> Any:
     return exists().where(
         col(CaseExclusion.case_id) == case_id, col(CaseExclusion.agency_id) == actor.agency_id

@@ -33,6 +33,8 @@ class Case(SQLModel, table=True):
         Index("ix_case_record_panel_id_created_at_id", "panel_id", "created_at", "id"),
         # Lists across several panels walk this in order and filter by panel.
         Index("ix_case_record_created_at_id", "created_at", "id"),
+        # Agenda suggestions: a panel's cases heard before (with overdue actions to review).
+        Index("ix_case_record_panel_id_last_heard_at", "panel_id", "last_heard_at"),
     )
 
     id: uuid.UUID = id_field()

@@ -7,7 +7,7 @@ import uuid
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -17,7 +17,7 @@ from app.audit import AuditAction
 from app.clock import today
 from app.errors import Conflict, Invalid, NotFound
 from app.etags import check_if_match
-from app.models.action import Action, ActionStatus
+from app.models.action import Action, ActionStatus, ActionSummary
 from app.models.agenda import AgendaPublic, ListingPublic, Suggestion, SuggestionReason
 from app.models.base import utcnow
 from app.models.case import Case, CaseStatus
@@ -32,7 +32,7 @@ from app.models.conference import (
 from app.models.minutes import MinutesEntry
 from app.models.panel import MANAGING_ROLES
 from app.models.person import Person
-from app.policies import visible_cases
+from app.policies import not_excluded, visible_cases
 from app.services import actions
 from app.services.conferences import (
     audit_conference,
@@ -48,24 +48,33 @@ SUGGESTIONS_SHOWN = 100
 EDITABLE = {ConferenceStatus.SCHEDULED.value, ConferenceStatus.IN_PROGRESS.value}
 
 
-def _listings(session: Session, actor: Actor, conference: Conference) -> list[ListingPublic]:
+def _listings(
+    session: Session, actor: Actor, conference: Conference, manages: bool
+) -> list[ListingPublic]:
     """The listings the caller may see (a case excluding their agency stays hidden)."""
+    listed = select(col(Listing.case_id)).where(col(Listing.conference_id) == conference.id)
+    # The panel's managers see every case of it but those excluding their agency.
+    shown = not_excluded(col(Case.id), actor) if manages else visible_cases(actor)
     rows = session.execute(
         select(Listing, Case, col(Person.given_name), col(Person.family_name))
         .join(Case, col(Case.id) == col(Listing.case_id))
         .join(Person, col(Person.id) == col(Case.subject_person_id))
-        .where(col(Listing.conference_id) == conference.id, visible_cases(actor))
+        .where(
+            col(Listing.conference_id) == conference.id,
+            col(Case.id).in_(select(col(Case.id)).where(col(Case.id).in_(listed), shown)),
+        )
         .order_by(col(Listing.position), col(Listing.id))
     ).all()
     case_ids = [case.id for _, case, _, _ in rows]
-    outstanding: dict[uuid.UUID, list[Action]] = defaultdict(list)
+    outstanding: dict[uuid.UUID, list[ActionSummary]] = defaultdict(list)
     if case_ids:
-        for action in session.scalars(
+        pending = session.scalars(
             select(Action)
             .where(col(Action.case_id).in_(case_ids), col(Action.status) == ActionStatus.OPEN.value)
             .order_by(col(Action.due_date), col(Action.id))
-        ):
-            outstanding[action.case_id].append(action)
+        ).all()
+        for summary in actions.summaries(session, pending):
+            outstanding[summary.case_id].append(summary)
     return [
         ListingPublic(
             id=listing.id,
@@ -78,7 +87,7 @@ def _listings(session: Session, actor: Actor, conference: Conference) -> list[Li
             is_repeat=case.is_repeat,
             subject_person_id=case.subject_person_id,
             subject_name=f"{given} {family}",
-            outstanding_actions=actions.summaries(session, outstanding[case.id]),
+            outstanding_actions=outstanding[case.id],
             created_at=listing.created_at,
         )
         for listing, case, given, family in rows
@@ -93,34 +102,90 @@ def _upcoming_listed(panel_id: uuid.UUID) -> Any:
     )
 
 
+# What a suggestion shows of a case: columns, not ORM objects (a hundred rows per read).
+_SUGGESTED = (
+    col(Case.id),
+    col(Case.reference),
+    col(Case.risk_level),
+    col(Case.is_repeat),
+    col(Case.opened_at),
+    col(Case.created_at),
+    col(Case.last_heard_at),
+)
+
+
 def _suggestions(session: Session, actor: Actor, conference: Conference) -> list[Suggestion]:
-    """Open cases of the panel not listed on an upcoming conference that are awaiting their
-    first hearing or have overdue actions, oldest first."""
-    overdue = (
-        select(col(Action.case_id), func.count().label("n"))
-        .where(actions.overdue_clause(today()), col(Action.panel_id) == conference.panel_id)
-        .group_by(col(Action.case_id))
-        .subquery()
+    """For the panel's managers: its open cases not listed on an upcoming conference that
+    await their first hearing or have overdue actions, oldest first.
+
+    Two bounded queries (each walks an index in order and stops at SUGGESTIONS_SHOWN), then
+    the overdue counts of just the cases shown."""
+    candidates = and_(
+        col(Case.panel_id) == conference.panel_id,
+        col(Case.status) == CaseStatus.OPEN.value,
+        not_excluded(col(Case.id), actor),
+        col(Case.id).not_in(_upcoming_listed(conference.panel_id)),
     )
-    rows = session.execute(
-        select(Case, func.coalesce(overdue.c.n, 0))
-        .outerjoin(overdue, overdue.c.case_id == col(Case.id))
-        .where(
-            col(Case.panel_id) == conference.panel_id,
-            col(Case.status) == CaseStatus.OPEN.value,
-            visible_cases(actor),
-            col(Case.id).not_in(_upcoming_listed(conference.panel_id)),
-            (col(Case.last_heard_at).is_(None)) | (overdue.c.n > 0),
-        )
-        .order_by(col(Case.opened_at), col(Case.id))
+    order = (col(Case.created_at), col(Case.id))
+    awaiting = session.execute(
+        select(*_SUGGESTED)
+        .where(candidates, col(Case.last_heard_at).is_(None))
+        .order_by(*order)
         .limit(SUGGESTIONS_SHOWN)
     ).all()
+    # Open cases heard before are few next to those awaiting a first hearing: find them on
+    # the (panel_id, last_heard_at) index, then which of them have overdue actions.
+    heard = list(
+        session.scalars(
+            select(col(Case.id)).where(
+                col(Case.panel_id) == conference.panel_id,
+                col(Case.last_heard_at).is_not(None),
+                col(Case.status) == CaseStatus.OPEN.value,
+            )
+        )
+    )
+    late = (
+        list(
+            session.scalars(
+                select(col(Action.case_id))
+                .where(col(Action.case_id).in_(heard), actions.overdue_clause(today()))
+                .distinct()
+            )
+        )
+        if heard
+        else []
+    )
+    heard_late = (
+        session.execute(
+            select(*_SUGGESTED)
+            .where(candidates, col(Case.id).in_(late))
+            .order_by(*order)
+            .limit(SUGGESTIONS_SHOWN)
+        ).all()
+        if late
+        else []
+    )
+    shown = sorted([*awaiting, *heard_late], key=lambda c: (c.created_at, c.id))
+    shown = shown[:SUGGESTIONS_SHOWN]
+    counts: dict[uuid.UUID, int] = (
+        dict(
+            session.execute(  # type: ignore[arg-type]
+                select(col(Action.case_id), func.count())
+                .where(
+                    col(Action.case_id).in_([c.id for c in shown]), actions.overdue_clause(today())
+                )
+                .group_by(col(Action.case_id))
+            ).all()
+        )
+        if shown
+        else {}
+    )
     out = []
-    for case, overdue_count in rows:
+    for case in shown:
         reasons = []
         if case.last_heard_at is None:
             reasons.append(SuggestionReason.AWAITING_LISTING)
-        if overdue_count:
+        if counts.get(case.id):
             reasons.append(SuggestionReason.OVERDUE_ACTIONS)
         out.append(
             Suggestion(
@@ -130,7 +195,7 @@ def _suggestions(session: Session, actor: Actor, conference: Conference) -> list
                 risk_level=case.risk_level,
                 is_repeat=case.is_repeat,
                 opened_at=case.opened_at,
-                overdue_actions=overdue_count,
+                overdue_actions=counts.get(case.id, 0),
             )
         )
     return out
@@ -140,7 +205,7 @@ def _agenda(session: Session, actor: Actor, conference: Conference) -> AgendaPub
     """The agenda as the caller may see it; audited once per case it shows."""
     manages = panel_role_of(session, actor, conference.panel_id) in MANAGING_ROLES
     items = (
-        _listings(session, actor, conference)
+        _listings(session, actor, conference, manages)
         if manages or conference.agenda_published_at is not None
         else []
     )
