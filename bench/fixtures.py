@@ -20,15 +20,18 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select
+from sqlmodel import col
 
 from app import audit
 from app.actor import Actor
 from app.audit import AuditAction
 from app.config import Settings
 from app.db import Database
+from app.models.action import Action
 from app.models.agency import Agency, AgencyKind
 from app.models.case import Case, CasePerson, CaseStatus
-from app.models.panel import Panel
+from app.models.conference import Conference, Listing
+from app.models.panel import Panel, PanelMember
 from app.models.person import Person
 from app.models.user import User
 from app.security import Security
@@ -216,9 +219,88 @@ def seed_cases(settings: Settings, db: Database, fixture: Fixture) -> None:
             )
     sample = random.Random(0).sample(case_ids, min(CASE_ID_SAMPLE, len(case_ids)))
     fixture.ids["case_id"] = [str(c) for c in sample]
+    fixture.ids["_all_case_ids"] = [str(c) for c in case_ids]
 
 
-SEEDERS: list[Seeder] = [seed_demo_partnership, seed_agencies, seed_cases]
+ACTIONS_PER_CASE = 2
+AGENDA_LENGTH = 20
+# Of the seeded actions: a third open and past due, a third open and due, a third done.
+_ACTION_MIX = ("overdue", "due", "done")
+
+
+def seed_conference_work(settings: Settings, db: Database, fixture: Fixture) -> None:
+    """For the seeded cases: ACTIONS_PER_CASE actions each, owned in turn by the DV MARAC's
+    member agencies (a third overdue, a third due, a third done); and an upcoming conference
+    whose published agenda lists AGENDA_LENGTH of the cases. Publishes ``conference_id``."""
+    all_ids = fixture.ids.pop("_all_case_ids", [])
+    if not all_ids:
+        return
+    action_t = Action.__table__  # type: ignore[attr-defined]
+    with db.session() as session:
+        panel_id = uuid.UUID(fixture.ids["dv_panel_id"][0])
+        owners = list(
+            session.scalars(
+                select(col(PanelMember.agency_id)).where(col(PanelMember.panel_id) == panel_id)
+            )
+        )
+        coordinator = fixture.principals["coordinator"].id
+        today = date.today()
+        now = datetime.now(UTC)
+        rows: list[dict[str, Any]] = []
+        for i, case_id in enumerate(all_ids):
+            for j in range(ACTIONS_PER_CASE):
+                n = i * ACTIONS_PER_CASE + j
+                kind = _ACTION_MIX[n % 3]
+                rows.append(
+                    {
+                        "id": uuid.uuid4(),
+                        "case_id": uuid.UUID(case_id),
+                        "panel_id": panel_id,
+                        "description": f"Bench action {n}",
+                        "owner_agency_id": owners[n % len(owners)],
+                        "due_date": today
+                        + timedelta(days=(-1 - n % 60) if kind == "overdue" else 1 + n % 60),
+                        "priority": "medium",
+                        "status": "done" if kind == "done" else "open",
+                        "resolved_at": now if kind == "done" else None,
+                        "created_by_id": coordinator,
+                        "version": 1,
+                        "created_at": now,
+                    }
+                )
+        conn = session.connection()
+        for first in range(0, len(rows), CASE_CHUNK):
+            conn.execute(insert(action_t), rows[first : first + CASE_CHUNK])
+        conference = Conference(
+            panel_id=panel_id,
+            starts_at=now + timedelta(days=14),
+            duration_minutes=180,
+            location="Civic Offices",
+            chair_user_id=coordinator,
+            created_by_id=coordinator,
+            agenda_published_at=now,
+        )
+        session.add(conference)
+        session.flush()
+        for position, case_id in enumerate(fixture.ids["case_id"][:AGENDA_LENGTH], start=1):
+            session.add(
+                Listing(
+                    conference_id=conference.id,
+                    case_id=uuid.UUID(case_id),
+                    position=position,
+                    added_by_id=coordinator,
+                )
+            )
+        session.commit()
+        fixture.ids["conference_id"] = [str(conference.id)]
+
+
+SEEDERS: list[Seeder] = [
+    seed_demo_partnership,
+    seed_agencies,
+    seed_cases,
+    seed_conference_work,
+]
 
 
 def seed(settings: Settings, *, cases: int = 0) -> Fixture:

@@ -164,4 +164,24 @@ SCENARIOS: list[Scenario] = [
         unique_letters=True,
         min_throughput_ratio={"sqlite": 0.2, "postgresql": 0.1},
     ),
+    Scenario(
+        name="actions-overdue",
+        method="GET",
+        path="/api/v1/actions?overdue=true&limit=50",
+        # An agency's daily check: the police representative's overdue actions (a third of
+        # its share of the 20,000 actions on 10,000 cases); audited once per case shown.
+        token="referrer",
+        min_throughput_ratio={"sqlite": 0.2, "postgresql": 0.1},
+        needs_cases=True,
+    ),
+    Scenario(
+        name="agenda-read",
+        method="GET",
+        path="/api/v1/conferences/{conference_id}/listings",
+        # The coordinator's agenda: 20 listed cases with their outstanding actions, and the
+        # suggestions drawn from the panel's 10,000 cases; audited once per listed case.
+        token="coordinator",
+        min_throughput_ratio={"sqlite": 0.2, "postgresql": 0.1},
+        needs_cases=True,
+    ),
 ]
