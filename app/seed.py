@@ -133,6 +133,7 @@ def seed(settings: Settings) -> list[str]:
                 Scope.AGENCIES_READ.value,
                 Scope.PANELS_READ.value,
                 Scope.REFERRALS_WRITE.value,
+                Scope.CASES_READ.value,
                 Scope.CONFERENCES_READ.value,
                 Scope.ACTIONS_WRITE.value,
             ],
