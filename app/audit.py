@@ -76,6 +76,7 @@ class AuditAction(StrEnum):
     CONFERENCE_UPDATE = "conference.update"
     CONFERENCE_FINALISE = "conference.finalise"
     CALENDAR_READ = "conference.calendar_read"
+    CALENDAR_FEED_ISSUE = "conference.calendar_feed_issue"
     AGENDA_READ = "agenda.read"
     AGENDA_PUBLISH = "agenda.publish"
     AGENDA_REORDER = "agenda.reorder"

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlowPassword, OAuthFlows
 from fastapi.security import OAuth2
 from sqlalchemy.exc import IntegrityError
@@ -219,6 +219,46 @@ def require(permission: Permission) -> Callable[..., Any]:
         return Caller(request, meta, claims, permission)
 
     dependency.__name__ = f"require_{permission.name.lower()}"
+    return dependency
+
+
+FeedToken = Annotated[
+    str | None,
+    Query(
+        max_length=2000,
+        description="Instead of a bearer token: the link from POST .../calendar-feed, for "
+        "calendar clients that cannot send headers",
+    ),
+]
+
+
+def require_or_feed(permission: Permission) -> Callable[..., Any]:
+    """Like ``require``, but a panel's calendar feed token (``?feed_token=``) may stand in for
+    the bearer token: the feed's user is then loaded and checked as for any request."""
+    bearer = require(permission)
+
+    async def dependency(
+        request: Request,
+        panel_id: uuid.UUID,
+        authorization: Annotated[str | None, Depends(oauth2_scheme)],
+        feed_token: FeedToken = None,
+    ) -> Caller:
+        if feed_token is None:
+            caller: Caller = await bearer(request, authorization)
+            return caller
+        meta = meta_of(request)
+        try:
+            claims = app_security(request).decode_feed_token(feed_token, panel_id)
+        except TokenInvalid as exc:
+            uow = UnitOfWork(request, meta)
+            await uow(_record_rejected_token, f"feed: {exc}"[:200], uow.route)
+            raise Unauthorized(
+                "The calendar feed link is not valid (or no longer): ask for a new one",
+                error="invalid_token",
+            ) from None
+        return Caller(request, meta, claims, permission)
+
+    dependency.__name__ = f"require_{permission.name.lower()}_or_feed"
     return dependency
 
 

@@ -9,6 +9,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pyotp
 from cryptography.fernet import Fernet, InvalidToken
@@ -19,6 +20,8 @@ from app.config import Settings
 
 ALGORITHM = "HS256"
 ACCESS = "access"
+FEED = "calendar_feed"
+FEED_TTL_SECONDS = 366 * 24 * 3600
 TOTP_ISSUER = "Safeguarding Panels"
 
 
@@ -86,13 +89,14 @@ class Security:
         }
         return str(jwt.encode(claims, self.settings.secret_key, algorithm=ALGORITHM))
 
-    def decode_access_token(self, token: str) -> AccessClaims:
-        """Decode with the algorithm pinned: ``none`` and every other algorithm are refused."""
+    def _verified_claims(self, token: str) -> dict[str, Any]:
+        """Signature, issuer, expiry and issue time checked, with the algorithm pinned:
+        ``none`` and every other algorithm are refused."""
         try:
             header = jwt.get_unverified_header(token)
             if header.get("alg") != ALGORITHM:
                 raise TokenInvalid("unexpected token algorithm")
-            claims = jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 self.settings.secret_key,
                 algorithms=[ALGORITHM],
@@ -101,6 +105,11 @@ class Security:
             )
         except JWTError as exc:
             raise TokenInvalid(str(exc)) from exc
+        return claims
+
+    def decode_access_token(self, token: str) -> AccessClaims:
+        """Decode with the algorithm pinned: ``none`` and every other algorithm are refused."""
+        claims = self._verified_claims(token)
         if (
             claims.get("typ") != ACCESS
             or not isinstance(claims.get("jti"), str)
@@ -120,6 +129,48 @@ class Security:
             jti=claims["jti"],
             issued_at=int(claims["iat"]),
             scope=str(claims.get("scope", "")),
+            epoch=claims["epc"],
+        )
+
+    # calendar feed tokens ---------------------------------------------------------------
+    def create_feed_token(self, user_id: uuid.UUID, panel_id: uuid.UUID, epoch: int) -> str:
+        """A token for one user's subscription to one panel's calendar (calendar clients
+        cannot send a bearer header). It is no access token: it reads that feed only."""
+        now = int(time.time())
+        claims = {
+            "iss": self.settings.token_issuer,
+            "sub": f"user:{user_id}",
+            "typ": FEED,
+            "pan": str(panel_id),
+            "iat": now,
+            "exp": now + FEED_TTL_SECONDS,
+            "jti": secrets.token_urlsafe(12),
+            "epc": epoch,
+        }
+        return str(jwt.encode(claims, self.settings.secret_key, algorithm=ALGORITHM))
+
+    def decode_feed_token(self, token: str, panel_id: uuid.UUID) -> AccessClaims:
+        """The user a feed token was issued to, if it is genuine and for this panel."""
+        claims = self._verified_claims(token)
+        kind, _, raw_id = str(claims["sub"]).partition(":")
+        if (
+            claims.get("typ") != FEED
+            or claims.get("pan") != str(panel_id)
+            or kind != "user"
+            or not isinstance(claims.get("epc"), int)
+            or not isinstance(claims.get("jti"), str)
+        ):
+            raise TokenInvalid("not a calendar feed token for this panel")
+        try:
+            subject_id = uuid.UUID(raw_id)
+        except ValueError as exc:
+            raise TokenInvalid("malformed subject") from exc
+        return AccessClaims(
+            subject_kind=kind,
+            subject_id=subject_id,
+            jti=claims["jti"],
+            issued_at=int(claims["iat"]),
+            scope="",
             epoch=claims["epc"],
         )
 

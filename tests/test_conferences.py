@@ -14,7 +14,7 @@ from app.models.agency import AgencyKind
 from app.models.audit import AuditEvent
 from app.permissions import Scope
 from app.security import Security
-from tests.builders import bearer, client_token, make_agency, make_client, make_panel
+from tests.builders import PASSWORD, bearer, client_token, make_agency, make_client, make_panel
 from tests.conferencing import (
     acknowledge,
     attend,
@@ -422,3 +422,44 @@ def test_conference_input_is_validated_and_nothing_is_saved(
     problem(client.patch(conf_url(conference), json={"starts_at": None}, headers=w.coord), 422)
     problem(client.get("/api/v1/conferences", params={"from": "yesterday"}, headers=w.coord), 422)
     problem(client.get("/api/v1/conferences", params={"status": "done"}, headers=w.coord), 422)
+
+
+def test_a_calendar_client_subscribes_with_a_personal_feed_link(
+    client: TestClient, session: Session, security: Security
+) -> None:
+    w = world(session, security)
+    schedule(client, w)
+    rep_user, rep = person_headers(session, security, w.police, w.panel, "representative")
+    issued = client.post(f"/api/v1/panels/{w.panel.id}/calendar-feed", headers=rep)
+    link = ok(issued, 201)
+    assert link["path"].startswith(f"/api/v1/panels/{w.panel.id}/calendar.ics?feed_token=")
+
+    # A calendar client sends no header: the link alone reads the feed, and only that feed.
+    feed = client.get(link["path"])
+    assert feed.status_code == 200 and "BEGIN:VEVENT" in feed.text
+    token = link["path"].split("feed_token=")[1]
+    other = make_panel(session, "dv_marac", [w.police])
+    problem(client.get(f"/api/v1/panels/{other.id}/calendar.ics?feed_token={token}"), 401)
+    problem(client.get(f"{link['path'][:-3]}abc"), 401)
+    # It is no access token either.
+    problem(client.get("/api/v1/conferences", headers=bearer(token)), 401)
+
+    # A password change ends it, like every other session of the account.
+    changed = client.post(
+        "/api/v1/me/password",
+        json={"current_password": PASSWORD, "new_password": "another-long-password-2026"},
+        headers=rep,
+    )
+    assert changed.status_code == 204, changed.text
+    problem(client.get(link["path"]), 401)
+
+    # Systems send their bearer token; outsiders get no link.
+    system = make_client(session, security, w.police, [Scope.CONFERENCES_READ])
+    system_headers = bearer(client_token(security, system))
+    problem(client.post(f"/api/v1/panels/{w.panel.id}/calendar-feed", headers=system_headers), 403)
+    via_bearer = client.get(f"/api/v1/panels/{w.panel.id}/calendar.ics", headers=system_headers)
+    assert via_bearer.status_code == 200 and "BEGIN:VCALENDAR" in via_bearer.text
+    other_agency = make_agency(session, f"Housing {uuid.uuid4().hex[:6]}", AgencyKind.HOUSING)
+    _, outsider = person_headers(session, security, other_agency)
+    problem(client.post(f"/api/v1/panels/{w.panel.id}/calendar-feed", headers=outsider), 404)
+    del rep_user

@@ -263,3 +263,10 @@ class AttendancePublic(BaseModel):
     information_sent_in_advance: bool
     confidentiality_acknowledged_at: datetime | None
     version: int
+
+
+class CalendarFeed(BaseModel):
+    path: str = PydanticField(
+        description="GET it (prefixed with the service's address) from a calendar client"
+    )
+    expires_at: datetime

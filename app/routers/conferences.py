@@ -12,9 +12,10 @@ from pydantic import AwareDatetime
 from sqlalchemy.orm import Session
 
 from app.actor import Actor
-from app.deps import Caller, require
+from app.deps import Caller, require, require_or_feed
 from app.etags import etag
 from app.models.conference import (
+    CalendarFeed,
     ConferenceCreate,
     ConferencePublic,
     ConferenceStatus,
@@ -31,6 +32,7 @@ feeds = APIRouter(prefix="/api/v1/panels", tags=["conferences"])
 
 Reader = Annotated[Caller, Depends(require(Permission.CONFERENCE_READ))]
 Writer = Annotated[Caller, Depends(require(Permission.CONFERENCE_WRITE))]
+FeedReader = Annotated[Caller, Depends(require_or_feed(Permission.CONFERENCE_READ))]
 
 ICS: dict[int | str, dict[str, Any]] = {
     200: {
@@ -138,6 +140,20 @@ async def conference_calendar(caller: Reader, conference_id: uuid.UUID) -> Respo
 
 
 @feeds.get("/{panel_id}/calendar.ics", response_class=Response, responses=ICS)
-async def panel_calendar(caller: Reader, panel_id: uuid.UUID) -> Response:
-    """The panel's conferences from a year ago on, to subscribe to from a calendar client."""
+async def panel_calendar(caller: FeedReader, panel_id: uuid.UUID) -> Response:
+    """The panel's conferences from a year ago on. A calendar client subscribes with the
+    link from `POST /api/v1/panels/{panel_id}/calendar-feed` (`?feed_token=`)."""
     return _ics(await caller(calendar.panel_ics, panel_id), f"panel-{panel_id}")
+
+
+@feeds.post(
+    "/{panel_id}/calendar-feed",
+    response_model=CalendarFeed,
+    status_code=status.HTTP_201_CREATED,
+    responses=problems(*READ_ONE),
+)
+async def issue_calendar_feed(caller: Reader, panel_id: uuid.UUID) -> CalendarFeed:
+    """Your personal subscription link to the panel's calendar (valid a year; it stops
+    working when your password or second factor changes or you leave the panel). The feed
+    holds no case or personal data, but treat the link as a secret."""
+    return await caller(calendar.feed_link, panel_id, caller.security)

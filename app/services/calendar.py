@@ -16,13 +16,15 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from app import audit
-from app.actor import Actor
+from app.actor import Actor, ActorKind
 from app.audit import AuditAction
-from app.errors import NotFound
+from app.errors import Forbidden, NotFound
 from app.models.base import utcnow
-from app.models.conference import Conference, ConferenceStatus, ScheduleChange
+from app.models.conference import CalendarFeed, Conference, ConferenceStatus, ScheduleChange
 from app.models.panel import Panel
+from app.models.user import User
 from app.policies import member_panel_ids, visible_conferences
+from app.security import FEED_TTL_SECONDS, Security
 from app.services.conferences import visible
 
 FEED_PAST = timedelta(days=366)
@@ -119,3 +121,32 @@ def panel_ics(session: Session, actor: Actor, panel_id: uuid.UUID) -> bytes:
         detail={"conferences": len(conferences)},
     )
     return _render(panel, conferences, _sequences(session, [c.id for c in conferences]))
+
+
+def feed_link(
+    session: Session, actor: Actor, panel_id: uuid.UUID, security: Security
+) -> CalendarFeed:
+    """A personal link to the panel's calendar for a calendar client. It carries a token that
+    reads this feed only, for a year, and stops working when the user's password or second
+    factor changes, the user is deactivated or leaves the panel."""
+    if actor.kind is not ActorKind.USER:
+        raise Forbidden("Calendar feed links are for people; systems send their bearer token")
+    panel = session.scalars(
+        select(Panel).where(col(Panel.id) == panel_id, col(Panel.id).in_(member_panel_ids(actor)))
+    ).first()
+    if panel is None:
+        raise NotFound("panel", panel_id)
+    epoch = session.scalar(select(col(User.auth_epoch)).where(col(User.id) == actor.id))
+    assert epoch is not None
+    token = security.create_feed_token(actor.required_id, panel.id, epoch)
+    audit.record(
+        session,
+        actor,
+        AuditAction.CALENDAR_FEED_ISSUE,
+        resource_type="panel",
+        resource_id=panel.id,
+    )
+    return CalendarFeed(
+        path=f"/api/v1/panels/{panel.id}/calendar.ics?feed_token={token}",
+        expires_at=utcnow() + timedelta(seconds=FEED_TTL_SECONDS),
+    )
