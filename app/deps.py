@@ -109,6 +109,8 @@ class UnitOfWork:
     def _subject_id(self, err: DomainError, kind: str) -> uuid.UUID | None:
         """The case (or person) a refused request was about, so auditors can find it by id."""
         value = err.resource_id if err.resource_type == kind else None
+        if kind == "case":
+            value = value or err.case_id
         value = value or self.path_params.get(f"{kind}_id")
         try:
             return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))

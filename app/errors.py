@@ -36,11 +36,15 @@ class DomainError(Exception):
         resource_id: uuid.UUID | str | None = None,
         headers: dict[str, str] | None = None,
         extra: dict[str, Any] | None = None,
+        case_id: uuid.UUID | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.resource_type = resource_type
         self.resource_id = resource_id
+        # The case a refusal concerns when the resource is something of it (an action), so
+        # the audit event of the refusal can be found by case.
+        self.case_id = case_id
         self.headers = headers or {}
         self.extra = extra or {}
 

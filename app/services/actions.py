@@ -361,6 +361,7 @@ def _apply_status(action: Action, data: ActionPatch, manages: bool) -> None:
             f"The action is already {action.status}; the panel's coordinator may reopen it",
             resource_type="action",
             resource_id=action.id,
+            case_id=action.case_id,
         )
     action.status = data.status.value
     if data.status is ActionStatus.NOT_DONE:
@@ -388,23 +389,31 @@ def update_action(
             "Only the owning agency or the panel's coordinator or chair may update this action",
             resource_type="action",
             resource_id=action.id,
+            case_id=action.case_id,
         )
     if not manages and any(f in data.model_fields_set for f in _TERMS):
         raise Forbidden(
             "Only the panel's coordinator or chair may change an action's terms",
             resource_type="action",
             resource_id=action.id,
+            case_id=action.case_id,
         )
     check_if_match(if_match, action.version, "action", action.id)
     case = session.get(Case, action.case_id)
     assert case is not None
     if case.status != CaseStatus.OPEN.value:
-        raise Conflict("The case is closed", resource_type="action", resource_id=action.id)
+        raise Conflict(
+            "The case is closed",
+            resource_type="action",
+            resource_id=action.id,
+            case_id=action.case_id,
+        )
     if action.status != ActionStatus.OPEN.value and not manages:
         raise Conflict(
             f"The action is already {action.status}",
             resource_type="action",
             resource_id=action.id,
+            case_id=action.case_id,
         )
     status_from = action.status
     changes = _apply_terms(session, action, data, case)
