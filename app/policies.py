@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import and_, exists, false, or_, select, true
+from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from app.actor import Actor, ActorKind
@@ -136,17 +137,29 @@ def visible_conferences(actor: Actor) -> Any:
     return col(Conference.panel_id).in_(member_panel_ids(actor))
 
 
-def visible_actions(actor: Actor) -> Any:
+def visible_actions(session: Session, actor: Actor) -> Any:
     """An agency's own actions on its panels; every action of a panel the actor runs. Never
-    one on a case that excludes the actor's agency."""
+    one on a case that excludes the actor's agency.
+
+    The panels are looked up first and given to the query as lists: with both branches as
+    subqueries under one OR, no index can serve an overdue list in due-date order."""
     if not actor.can(Permission.ACTION_READ):
         return false()
-    own = and_(
-        col(Action.owner_agency_id) == actor.agency_id,
-        col(Action.panel_id).in_(member_panel_ids(actor)),
-    )
-    runs = col(Action.panel_id).in_(managed_panel_ids(actor))
-    return and_(or_(own, runs), ~_excluded(col(Action.case_id), actor))
+    member = set(session.scalars(member_panel_ids(actor)))
+    managed = set(session.scalars(managed_panel_ids(actor)))
+    branches: list[Any] = []
+    if managed:
+        branches.append(col(Action.panel_id).in_(sorted(managed)))
+    if member - managed:
+        branches.append(
+            and_(
+                col(Action.owner_agency_id) == actor.agency_id,
+                col(Action.panel_id).in_(sorted(member - managed)),
+            )
+        )
+    if not branches:
+        return false()
+    return and_(or_(*branches), ~_excluded(col(Action.case_id), actor))
 
 
 def screening_panel_ids(actor: Actor) -> Any:

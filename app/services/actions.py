@@ -252,7 +252,7 @@ def list_actions(
     limit: int,
 ) -> tuple[list[ActionSummary], str | None]:
     """An agency's own actions; every action of the panels one runs. Soonest due first."""
-    stmt = select(Action).where(visible_actions(actor))
+    stmt = select(Action).where(visible_actions(session, actor))
     if agency_id is not None:
         stmt = stmt.where(col(Action.owner_agency_id) == agency_id)
     if panel_id is not None:
@@ -304,7 +304,7 @@ def _readable(session: Session, actor: Actor, action_id: uuid.UUID, *, lock: boo
     stmt = select(Action).where(
         col(Action.id) == action_id,
         or_(
-            visible_actions(actor),
+            visible_actions(session, actor),
             col(Action.case_id).in_(select(col(Case.id)).where(visible_cases(actor))),
         ),
     )
