@@ -43,7 +43,7 @@ from app.services.conferences import (
 )
 from app.services.panels import panel_role_of
 
-SUGGESTIONS_SHOWN = 100
+SUGGESTIONS_SHOWN = 50
 # The agenda can change until the meeting ends.
 EDITABLE = {ConferenceStatus.SCHEDULED.value, ConferenceStatus.IN_PROGRESS.value}
 
