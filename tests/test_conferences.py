@@ -148,14 +148,15 @@ def test_a_dv_marac_conference_from_scheduling_to_amended_minutes(
     # Locked: edits refused, corrections are amendments that keep the original.
     problem(minute(client, w.coord, conference, listing_ids[0], decisions="Changed"), 409)
     problem(set_status(client, w.coord, conference, "in_progress"), 409)
-    amended = ok(
-        client.post(
-            conf_url(conference, f"/minutes/{listing_ids[0]}/amendments"),
-            json={"field": "decisions", "text": "Safety plan refreshed.", "reason": "Typo"},
-            headers=w.chair,
-        ),
-        201,
-    )
+    correction = {"field": "decisions", "text": "Safety plan refreshed.", "reason": "Typo"}
+    amend_url = conf_url(conference, f"/minutes/{listing_ids[0]}/amendments")
+    keyed = {**w.chair, "Idempotency-Key": "typo-1"}
+    amended = ok(client.post(amend_url, json=correction, headers=keyed), 201)
+    # A retry with the same key adds nothing; the same key with another body is refused.
+    retry = client.post(amend_url, json=correction, headers=keyed)
+    assert retry.status_code == 201 and retry.headers["idempotent-replayed"] == "true"
+    assert retry.json() == amended
+    problem(client.post(amend_url, json={**correction, "reason": "Other"}, headers=keyed), 422)
     assert amended["decisions"] == "Safety plan refreshed; target hardening requested."
     assert amended["amendments"][0]["previous_text"] == amended["decisions"]
     assert amended["amendments"][0]["text"] == "Safety plan refreshed."
@@ -165,6 +166,7 @@ def test_a_dv_marac_conference_from_scheduling_to_amended_minutes(
     assert circulated["finalised"] is True
     assert [e["case_id"] for e in circulated["entries"]] == [second["id"], first["id"]]
     assert circulated["entries"][1]["amendments"][0]["reason"] == "Typo"
+    assert len(circulated["entries"][1]["amendments"]) == 1
 
     # Every read of a case's minutes is audited with the case and its subject.
     reads = session.scalars(

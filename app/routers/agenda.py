@@ -6,14 +6,17 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
+from app.actor import Actor
 from app.deps import Caller, require
 from app.etags import etag
 from app.models.agenda import AgendaPublic
 from app.models.conference import AgendaOrder, ListingIn
-from app.openapi import READ_ONE, UPDATE, IfMatch, problems
+from app.openapi import READ_ONE, UPDATE, IdempotencyKey, IfMatch, created, problems
 from app.permissions import Permission
-from app.services import agenda
+from app.services import agenda, idempotency
 
 router = APIRouter(prefix="/api/v1/conferences/{conference_id}", tags=["conferences"])
 
@@ -35,6 +38,19 @@ async def read_agenda(caller: Reader, conference_id: uuid.UUID, response: Respon
     return _with_etag(response, await caller(agenda.read_agenda, conference_id))
 
 
+def _list_once(
+    session: Session, actor: Actor, conference_id: uuid.UUID, body: ListingIn, key: str | None
+) -> tuple[dict[str, object], bool]:
+    return idempotency.once(
+        session,
+        actor,
+        f"listing.add:{conference_id}",
+        key,
+        body,
+        lambda: agenda.add_listing(session, actor, conference_id, body),
+    )
+
+
 @router.post(
     "/listings",
     response_model=AgendaPublic,
@@ -42,10 +58,14 @@ async def read_agenda(caller: Reader, conference_id: uuid.UUID, response: Respon
     responses=problems(*UPDATE),
 )
 async def add_listing(
-    caller: Writer, conference_id: uuid.UUID, body: ListingIn, response: Response
-) -> AgendaPublic:
+    caller: Writer,
+    conference_id: uuid.UUID,
+    body: ListingIn,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """List a case: open, of this panel, and not on another upcoming conference."""
-    return _with_etag(response, await caller(agenda.add_listing, conference_id, body))
+    payload, replayed = await caller(_list_once, conference_id, body, idempotency_key)
+    return created(payload, f"/api/v1/conferences/{conference_id}/listings", replayed)
 
 
 @router.put("/listings/order", response_model=AgendaPublic, responses=problems(*UPDATE))

@@ -7,13 +7,16 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
+from app.actor import Actor
 from app.deps import Caller, require
 from app.etags import etag
 from app.models.conference import AttendanceIn, AttendancePublic, AttendanceUpdate
-from app.openapi import READ_ONE, UPDATE, IfMatch, problems
+from app.openapi import READ_ONE, UPDATE, IdempotencyKey, IfMatch, created, problems
 from app.permissions import Permission
-from app.services import attendance
+from app.services import attendance, idempotency
 
 router = APIRouter(prefix="/api/v1/conferences/{conference_id}/attendance", tags=["conferences"])
 
@@ -27,6 +30,21 @@ async def list_attendance(caller: Reader, conference_id: uuid.UUID) -> list[Atte
     return [AttendancePublic.model_validate(a) for a in rows]
 
 
+def _record_once(
+    session: Session, actor: Actor, conference_id: uuid.UUID, body: AttendanceIn, key: str | None
+) -> tuple[dict[str, object], bool]:
+    return idempotency.once(
+        session,
+        actor,
+        f"attendance.record:{conference_id}",
+        key,
+        body,
+        lambda: AttendancePublic.model_validate(
+            attendance.record_attendance(session, actor, conference_id, body)
+        ),
+    )
+
+
 @router.post(
     "",
     response_model=AttendancePublic,
@@ -34,14 +52,16 @@ async def list_attendance(caller: Reader, conference_id: uuid.UUID) -> list[Atte
     responses=problems(*UPDATE),
 )
 async def record_attendance(
-    caller: Writer, conference_id: uuid.UUID, body: AttendanceIn, response: Response
-) -> AttendancePublic:
+    caller: Writer,
+    conference_id: uuid.UUID,
+    body: AttendanceIn,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """Record an attendee: agency, user or name, role, present / apologies / absent."""
-    row = AttendancePublic.model_validate(
-        await caller(attendance.record_attendance, conference_id, body)
+    payload, replayed = await caller(_record_once, conference_id, body, idempotency_key)
+    return created(
+        payload, f"/api/v1/conferences/{conference_id}/attendance/{payload['id']}", replayed
     )
-    response.headers["ETag"] = etag(row.version)
-    return row
 
 
 @router.patch("/{attendance_id}", response_model=AttendancePublic, responses=problems(*UPDATE))

@@ -6,13 +6,16 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
+from app.actor import Actor
 from app.deps import Caller, require
 from app.etags import etag
 from app.models.minutes import AmendmentIn, MinutesEntryIn, MinutesEntryPublic, MinutesPublic
-from app.openapi import READ_ONE, UPDATE, IfMatch, problems
+from app.openapi import READ_ONE, UPDATE, IdempotencyKey, IfMatch, created, problems
 from app.permissions import Permission
-from app.services import minutes
+from app.services import idempotency, minutes
 
 router = APIRouter(prefix="/api/v1/conferences/{conference_id}/minutes", tags=["conferences"])
 
@@ -45,6 +48,24 @@ async def write_minutes(
     return entry
 
 
+def _amend_once(
+    session: Session,
+    actor: Actor,
+    conference_id: uuid.UUID,
+    listing_id: uuid.UUID,
+    body: AmendmentIn,
+    key: str | None,
+) -> tuple[dict[str, object], bool]:
+    return idempotency.once(
+        session,
+        actor,
+        f"minutes.amend:{listing_id}",
+        key,
+        body,
+        lambda: minutes.amend(session, actor, conference_id, listing_id, body),
+    )
+
+
 @router.post(
     "/{listing_id}/amendments",
     response_model=MinutesEntryPublic,
@@ -52,7 +73,12 @@ async def write_minutes(
     responses=problems(*UPDATE),
 )
 async def amend_minutes(
-    caller: Writer, conference_id: uuid.UUID, listing_id: uuid.UUID, body: AmendmentIn
-) -> MinutesEntryPublic:
+    caller: Writer,
+    conference_id: uuid.UUID,
+    listing_id: uuid.UUID,
+    body: AmendmentIn,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """Correct finalised minutes: an audited amendment, the original text kept."""
-    return await caller(minutes.amend, conference_id, listing_id, body)
+    payload, replayed = await caller(_amend_once, conference_id, listing_id, body, idempotency_key)
+    return created(payload, f"/api/v1/conferences/{conference_id}/minutes", replayed)
