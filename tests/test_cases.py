@@ -23,6 +23,7 @@ from tests.builders import (
     make_agency,
     make_client,
     make_panel,
+    publish_cases,
     user_token,
 )
 from tests.test_referrals import (
@@ -189,13 +190,19 @@ def test_who_may_list_and_read_cases(
     assert {p["role"] for p in case["people"]} == {"victim", "perpetrator"}
     assert {p["given_name"] for p in case["people"]} == {"Jane", "John"}
 
-    for member in (w.chair, w.rep, w.idva_rep, w.observer):
-        assert client.get(url, headers=member).status_code == 200
-        assert ids(client.get("/api/v1/cases", headers=member).json()) == [case["id"]]
-    # A partner system of a member agency with cases:read sees it too.
+    # The chair runs the panel and sees every case; other members need to know: until the
+    # case is listed on a published agenda, it is not theirs to read.
+    assert client.get(url, headers=w.chair).status_code == 200
     reader = make_client(session, security, w.police, [Scope.CASES_READ])
     reader_headers = bearer(client_token(security, reader))
-    assert client.get(url, headers=reader_headers).status_code == 200
+    members = (w.rep, w.idva_rep, w.observer, reader_headers)
+    for member in members:
+        assert_problem(client.get(url, headers=member), 404)
+        assert ids(client.get("/api/v1/cases", headers=member).json()) == []
+    publish_cases(client, w.coord, w.panel.id, w.chair_user.id, [case["id"]])
+    for member in members:
+        assert client.get(url, headers=member).status_code == 200
+        assert ids(client.get("/api/v1/cases", headers=member).json()) == [case["id"]]
     # Not the referring system (no cases:read), not a non-member, not admins or auditors.
     assert_problem(client.get(url, headers=w.partner), 403)
     _, outsider = person_headers(session, security, w.police)  # member agency, no panel role
@@ -304,7 +311,13 @@ def test_representatives_observers_and_systems_may_not_change_a_case(
 ) -> None:
     w = world(session, security)
     cid = open_case(client, w)["id"]
+    # Before the case is on a published agenda it is not theirs to see at all; after, they
+    # may read it but still not change it.
     for headers in (w.rep, w.idva_rep, w.observer):
+        assert_problem(patch(client, headers, cid, {"risk_level": "standard"}), 404)
+    publish_cases(client, w.coord, w.panel.id, w.chair_user.id, [cid])
+    for headers in (w.rep, w.idva_rep, w.observer):
+        assert client.get(f"/api/v1/cases/{cid}", headers=headers).status_code == 200
         assert_problem(patch(client, headers, cid, {"risk_level": "standard"}), 403)
     reader = make_client(session, security, w.police, [Scope.CASES_READ])
     assert_problem(
@@ -364,6 +377,15 @@ def test_channel_support_plan_needs_parental_consent_for_an_under_18(
     problem = assert_problem(patch(client, w.coord, cid, {"stage": "support_plan"}), 409)
     assert "consent" in problem["detail"]
     consents = f"/api/v1/cases/{cid}/consents"
+    # The police practitioner records consent once the case is on a published agenda.
+    own_consent = {
+        "person_id": child,
+        "purpose": "support_plan",
+        "status": "given",
+        "given_by": "subject",
+    }
+    assert_problem(client.post(consents, json=own_consent, headers=w.rep), 404)
+    publish_cases(client, w.coord, w.panel.id, w.chair_user.id, [cid])
 
     # The young person's own consent is not enough at 14.
     r = client.post(
@@ -467,6 +489,16 @@ def test_consent_records(client: TestClient, session: Session, security: Securit
     assert initial["lawful_basis"] == "crime_and_disorder_act_1998_s115"
     assert initial["recorded_by_kind"] == "api_client"
 
+    # Members other than the panel's managers see the case's consents only once the case is
+    # on a published agenda.
+    reader = make_client(session, security, w.police, [Scope.CASES_READ])
+    reader_headers = bearer(client_token(security, reader))
+    for member in (w.rep, w.observer, reader_headers):
+        assert_problem(client.get(url, headers=member), 404)
+    housing = {"person_id": jane, "purpose": "housing_referral", "status": "given"}
+    assert_problem(client.post(url, json=housing, headers=w.rep), 404)
+    publish_cases(client, w.coord, w.panel.id, w.chair_user.id, [cid])
+
     # A representative may record consent; observers may read but not record.
     r = client.post(
         url,
@@ -489,8 +521,6 @@ def test_consent_records(client: TestClient, session: Session, security: Securit
         ),
         403,
     )
-    reader = make_client(session, security, w.police, [Scope.CASES_READ])
-    reader_headers = bearer(client_token(security, reader))
     assert_problem(
         client.post(
             url, json={"person_id": jane, "purpose": "x", "status": "given"}, headers=reader_headers
@@ -562,6 +592,16 @@ def test_an_excluded_agency_loses_sight_of_the_case_until_readmitted(
     reader = make_client(session, security, w.police, [Scope.CASES_READ])
     police_system = bearer(client_token(security, reader))
     assert patch(client, w.coord, cid, {"lead_agency_id": str(w.police.id)}).status_code == 200
+    # As lead agency, police see the case before it is published; the other case is not
+    # theirs to see yet, and the IDVA sees neither.
+    for police in (w.rep, police_system):
+        assert ids(client.get("/api/v1/cases", headers=police).json()) == [cid]
+        assert_problem(client.get(f"/api/v1/cases/{other['id']}", headers=police), 404)
+    assert_problem(client.get(f"/api/v1/cases/{cid}", headers=w.idva_rep), 404)
+    publish_cases(client, w.coord, w.panel.id, w.chair_user.id, [cid, other["id"]])
+    for police in (w.rep, police_system):
+        assert set(ids(client.get("/api/v1/cases", headers=police).json())) == {cid, other["id"]}
+    assert client.get(f"/api/v1/cases/{cid}", headers=w.idva_rep).status_code == 200
 
     r = client.post(
         url,
@@ -619,6 +659,12 @@ def test_exclusions_are_for_the_panels_managers_and_validated(
     cid = open_case(client, w)["id"]
     url = f"/api/v1/cases/{cid}/exclusions"
     body = {"agency_id": str(w.idva.id), "reason": "Conflict of interest"}
+    # Members who may not see the case are told nothing of it; once they may read it, they
+    # still may not manage its exclusions.
+    for headers in (w.rep, w.idva_rep, w.observer):
+        assert_problem(client.post(url, json=body, headers=headers), 404)
+        assert_problem(client.get(url, headers=headers), 404)
+    publish_cases(client, w.coord, w.panel.id, w.chair_user.id, [cid])
     for headers in (w.rep, w.idva_rep, w.observer):
         assert_problem(client.post(url, json=body, headers=headers), 403)
         assert_problem(client.get(url, headers=headers), 403)
@@ -672,9 +718,11 @@ def test_channel_cases_are_never_seen_by_other_panels(
     assert client.get("/api/v1/cases", headers=dv_rep).json()["items"] == []
     assert case["reference"].startswith("CHN-")
     token_user, _ = person_headers(session, security, w.idva, w.panel, "observer")
-    assert (
-        client.get(
-            f"/api/v1/cases/{case['id']}", headers=bearer(user_token(security, token_user))
-        ).status_code
-        == 200
-    )
+    observer = bearer(user_token(security, token_user))
+    # The Channel panel's own observer sees it once it is on a published agenda; another
+    # panel's members never do, published or not.
+    assert_problem(client.get(f"/api/v1/cases/{case['id']}", headers=observer), 404)
+    publish_cases(client, w.coord, w.panel.id, w.chair_user.id, [case["id"]])
+    assert client.get(f"/api/v1/cases/{case['id']}", headers=observer).status_code == 200
+    assert_problem(client.get(f"/api/v1/cases/{case['id']}", headers=dv_rep), 404)
+    assert client.get("/api/v1/cases", headers=dv_rep).json()["items"] == []

@@ -26,6 +26,7 @@ from tests.builders import (
     make_client,
     make_panel,
     make_user,
+    publish_cases,
     user_token,
 )
 from tests.test_referrals import (
@@ -85,7 +86,13 @@ def test_search_is_limited_to_people_the_caller_may_see(
     _, other_coord = person_headers(session, security, w.council, other, "coordinator")
     assert search(client, other_coord, name="Doe") == []
 
-    decide(client, w.coord, referral["id"], "accept")
+    case_id = decide(client, w.coord, referral["id"], "accept").json()["case_id"]
+    # Once triaged, the panel's managers still find her; other members only once her case
+    # is on a published agenda.
+    assert [c["person"]["id"] for c in search(client, w.chair, name="Jane Doe")] == [victim_id]
+    assert search(client, w.rep, name="Jane Doe") == []
+    assert search(client, w.observer, name="Doe") == []
+    publish_cases(client, w.coord, w.panel.id, w.chair_user.id, [case_id])
     assert [c["person"]["id"] for c in search(client, w.rep, name="Jane Doe")] == [victim_id]
     assert [c["person"]["id"] for c in search(client, w.observer, name="Doe")] == [victim_id]
     assert search(client, nobody, name="Jane Doe") == []
@@ -365,7 +372,14 @@ def test_safe_contact_details_only_for_those_who_need_them(
     referral = submit(client, w.partner, dv_referral(w.panel.id))
     ids = people_of(client, w.coord, referral["id"])
     victim_id = ids["victim"]
-    decide(client, w.coord, referral["id"], "accept")
+    case_id = decide(client, w.coord, referral["id"], "accept").json()["case_id"]
+    system = make_client(session, security, w.police, [Scope.CASES_READ])
+    system_headers = bearer(client_token(security, system))
+    # Members other than the panel's managers read her only once her case is published.
+    for member in (w.idva_rep, w.rep, w.observer, system_headers):
+        r = client.get(f"/api/v1/people/{victim_id}", headers=member)
+        assert r.status_code == 404, r.text
+    publish_cases(client, w.coord, w.panel.id, w.chair_user.id, [case_id])
 
     def read(headers: Headers) -> dict[str, Any]:
         r = client.get(f"/api/v1/people/{victim_id}", headers=headers)
@@ -388,8 +402,7 @@ def test_safe_contact_details_only_for_those_who_need_them(
     [hit] = search(client, w.coord, name="Jane Doe")
     assert hit["person"]["safe_contact"]["phone"] == SAFE["phone"]
     # A partner system reading cases of its panel does not either.
-    system = make_client(session, security, w.police, [Scope.CASES_READ])
-    assert read(bearer(client_token(security, system)))["safe_contact"] is None
+    assert read(system_headers)["safe_contact"] is None
 
 
 def test_running_one_panel_does_not_unlock_safe_contacts_on_another(
@@ -400,12 +413,17 @@ def test_running_one_panel_does_not_unlock_safe_contacts_on_another(
     w = world(session, security)
     referral = submit(client, w.partner, dv_referral(w.panel.id))
     victim_id = people_of(client, w.coord, referral["id"])["victim"]
-    decide(client, w.coord, referral["id"], "accept")
+    case_id = decide(client, w.coord, referral["id"], "accept").json()["case_id"]
     elsewhere = make_panel(session, "community_marac", [w.police])
     police_user, police_headers = person_headers(
         session, security, w.police, w.panel, "representative"
     )
     give_role(session, elsewhere, police_user.id, "coordinator")
+    # Running panel B does not open panel A's cases either: only publication does.
+    r = client.get(f"/api/v1/people/{victim_id}", headers=police_headers)
+    assert r.status_code == 404
+    assert search(client, police_headers, name="Jane Doe") == []
+    publish_cases(client, w.coord, w.panel.id, w.chair_user.id, [case_id])
     r = client.get(f"/api/v1/people/{victim_id}", headers=police_headers)
     assert r.status_code == 200
     assert r.json()["safe_contact"] is None
@@ -427,9 +445,12 @@ def test_reading_a_person_needs_a_case_or_referral_you_may_see(
     assert client.get(f"/api/v1/people/{victim_id}", headers=admin).status_code == 403
     # The referrer (a partner system without case access) cannot read people.
     assert client.get(f"/api/v1/people/{victim_id}", headers=w.partner).status_code == 403
-    # Excluding an agency from the case hides its people from that agency.
+    # Once triaged, the representative reads her only when her case is on a published agenda.
     case_id = decide(client, w.coord, referral["id"], "accept").json()["case_id"]
+    assert client.get(f"/api/v1/people/{victim_id}", headers=w.rep).status_code == 404
+    publish_cases(client, w.coord, w.panel.id, w.chair_user.id, [case_id])
     assert client.get(f"/api/v1/people/{victim_id}", headers=w.rep).status_code == 200
+    # Excluding an agency from the case hides its people from that agency.
     r = client.post(
         f"/api/v1/cases/{case_id}/exclusions",
         json={"agency_id": str(w.police.id), "reason": "The perpetrator works there"},

@@ -33,6 +33,7 @@ from tests.builders import (
     make_client,
     make_panel,
     make_user,
+    publish_cases,
     user_token,
 )
 
@@ -77,6 +78,7 @@ class World:
     idva: Agency
     coordinator: User
     coord: Headers
+    chair_user: User
     chair: Headers
     referrer: User
     ref: Headers
@@ -94,7 +96,7 @@ def world(
     idva = make_agency(session, f"IDVA {uuid.uuid4().hex[:6]}", AgencyKind.IDVA_SERVICE)
     panel = make_panel(session, panel_type, [council, police, idva], config=dict(config))
     coordinator, coord = person_headers(session, security, council, panel, "coordinator")
-    _, chair = person_headers(session, security, council, panel, "chair")
+    chair_user, chair = person_headers(session, security, council, panel, "chair")
     referrer, ref = person_headers(session, security, police)
     _, rep = person_headers(session, security, police, panel, "representative")
     _, idva_rep = person_headers(session, security, idva, panel, "representative")
@@ -107,6 +109,7 @@ def world(
         idva=idva,
         coordinator=coordinator,
         coord=coord,
+        chair_user=chair_user,
         chair=chair,
         referrer=referrer,
         ref=ref,
@@ -1080,10 +1083,16 @@ def test_who_sees_which_referrals(client: TestClient, session: Session, security
     own = client.get("/api/v1/referrals", headers=w.ref).json()
     assert [r["id"] for r in own["items"]] == [mine["id"]]
     assert client.get(f"/api/v1/referrals/{theirs['id']}", headers=w.ref).status_code == 404
-    # Before triage, representatives see none; after, those behind cases they see.
+    # Before triage, representatives see none; after, those behind cases they see, which
+    # (not running the panel) they do once the case is on a published agenda.
     assert client.get("/api/v1/referrals", headers=w.rep).json()["items"] == []
     assert client.get(f"/api/v1/referrals/{mine['id']}", headers=w.rep).status_code == 404
     case_id = decide(client, w.coord, mine["id"], "accept").json()["case_id"]
+    assert client.get(f"/api/v1/referrals/{mine['id']}", headers=w.rep).status_code == 404
+    assert client.get("/api/v1/referrals", headers=w.rep).json()["items"] == []
+    publish_cases(client, w.coord, w.panel.id, w.chair_user.id, [case_id])
+    rep_listed = client.get("/api/v1/referrals", headers=w.rep).json()
+    assert [r["id"] for r in rep_listed["items"]] == [mine["id"]]
     rep_view = client.get(f"/api/v1/referrals/{mine['id']}", headers=w.rep)
     assert rep_view.status_code == 200
     assert rep_view.json()["case_id"] == case_id
@@ -1316,7 +1325,16 @@ def test_channel_referrals_are_isolated_from_other_panels(
     assert client.get(f"/api/v1/referrals/{referral['id']}", headers=dv_coord).status_code == 404
     assert client.get(f"/api/v1/cases/{case_id}", headers=dv_coord).status_code == 404
     assert client.get("/api/v1/cases", headers=dv_coord).json()["items"] == []
-    assert client.get("/api/v1/cases", headers=w.rep).json()["items"][0]["id"] == case_id
+    # The Channel panel's police practitioner sees the case once it is on a published agenda;
+    # the other panel's coordinator never does.
+    assert client.get("/api/v1/cases", headers=w.rep).json()["items"] == []
+    publish_cases(client, w.coord, w.panel.id, w.chair_user.id, [case_id])
+    assert [c["id"] for c in client.get("/api/v1/cases", headers=w.rep).json()["items"]] == [
+        case_id
+    ]
+    assert client.get(f"/api/v1/cases/{case_id}", headers=dv_coord).status_code == 404
+    assert client.get(f"/api/v1/referrals/{referral['id']}", headers=dv_coord).status_code == 404
+    assert client.get("/api/v1/cases", headers=dv_coord).json()["items"] == []
 
 
 def test_referral_from_a_plain_user_and_roles_in_the_body_are_kept(

@@ -9,7 +9,11 @@ A route added under /api/v1 without a row here fails ``test_every_api_route_is_i
 The admin API's rows are exact for real targets (an agency admin gets 404 for another agency's
 user). The casework rows (panels, people, referrals, cases) pin the permission gate: their ids
 name nothing, so a caller past the gate reaches the lookup and gets 404 (or 422 for a referral
-to a panel that does not exist); who sees which panel's rows is for the casework tests.
+to a panel that does not exist); who sees which panel's rows is for the casework tests. The
+same goes for conferences and actions (conference:read/write, action:read/write: casework, so
+never admins' or auditors'; the "client" principal holds no conferences or actions scope): a
+conference's agenda, attendance and minutes answer 404 for the conference before any listing
+or attendance id is looked at.
 """
 
 from __future__ import annotations
@@ -63,6 +67,8 @@ REFERRAL_SUBMIT, REFERRAL_READ, REFERRAL_TRIAGE = (
     "referral:triage",
 )
 CASE_READ, CASE_WRITE = "case:read", "case:write"
+CONFERENCE_READ, CONFERENCE_WRITE = "conference:read", "conference:write"
+ACTION_READ, ACTION_WRITE = "action:read", "action:write"
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,33 @@ def _consent(p: Principals, unknown: uuid.UUID) -> dict[str, Any]:
 
 def _exclusion(p: Principals, unknown: uuid.UUID) -> dict[str, Any]:
     return {"agency_id": str(p.home.id), "reason": "The perpetrator works there"}
+
+
+def _conference(p: Principals, unknown: uuid.UUID) -> dict[str, Any]:
+    # The panel named is the id that names nothing: 404 for the panel past the gate.
+    return {
+        "panel_id": str(unknown),
+        "starts_at": "2027-03-01T10:00:00+00:00",
+        "location": "Civic Offices, Bexleyheath",
+        "chair_user_id": str(p.member.id),
+    }
+
+
+def _attendee(p: Principals, unknown: uuid.UUID) -> dict[str, Any]:
+    return {
+        "agency_id": str(p.home.id),
+        "attendee_name": "Matrix Attendee",
+        "role": "representative",
+        "status": "present",
+    }
+
+
+def _action(p: Principals, unknown: uuid.UUID) -> dict[str, Any]:
+    return {
+        "description": "Refer to the sanctuary scheme",
+        "owner_agency_id": str(p.home.id),
+        "due_date": "2027-03-15",
+    }
 
 
 # Users of "other" (the agency admin's agency) vs users of "home" (where admin, auditor work).
@@ -219,6 +252,62 @@ CASES: list[Case] = [
          row(403, 403, 404, 404, 403, 403), target=UNKNOWN, body=_exclusion),
     Case("DELETE", "/api/v1/cases/{case_id}/exclusions/{agency_id}", CASE_WRITE,
          row(403, 403, 404, 404, 403, 403), target=UNKNOWN),
+    # Conferences: the id that names nothing is the conference's (the panel's for a feed or a
+    # new conference); listing and attendance ids are other unknown ids.
+    Case("POST", "/api/v1/conferences", CONFERENCE_WRITE, row(403, 403, 404, 404, 403, 403),
+         target=UNKNOWN, body=_conference),
+    Case("GET", "/api/v1/conferences", CONFERENCE_READ, row(403, 403, 200, 200, 403, 403)),
+    Case("GET", "/api/v1/conferences/{conference_id}", CONFERENCE_READ,
+         row(403, 403, 404, 404, 403, 403), target=UNKNOWN),
+    Case("PATCH", "/api/v1/conferences/{conference_id}", CONFERENCE_WRITE,
+         row(403, 403, 404, 404, 403, 403), target=UNKNOWN,
+         body=lambda p, u: {"location": "Council Chamber"}),
+    Case("POST", "/api/v1/conferences/{conference_id}/finalise", CONFERENCE_WRITE,
+         row(403, 403, 404, 404, 403, 403), target=UNKNOWN),
+    Case("GET", "/api/v1/conferences/{conference_id}/calendar.ics", CONFERENCE_READ,
+         row(403, 403, 404, 404, 403, 403), target=UNKNOWN),
+    Case("GET", "/api/v1/panels/{panel_id}/calendar.ics", CONFERENCE_READ,
+         row(403, 403, 404, 404, 403, 403), target=UNKNOWN),
+    Case("POST", "/api/v1/panels/{panel_id}/calendar-feed", CONFERENCE_READ,
+         row(403, 403, 404, 404, 403, 403), target=UNKNOWN),
+    Case("GET", "/api/v1/conferences/{conference_id}/listings", CONFERENCE_READ,
+         row(403, 403, 404, 404, 403, 403), target=UNKNOWN),
+    Case("POST", "/api/v1/conferences/{conference_id}/listings", CONFERENCE_WRITE,
+         row(403, 403, 404, 404, 403, 403), target=UNKNOWN,
+         body=lambda p, u: {"case_id": str(uuid.uuid4())}),
+    Case("PUT", "/api/v1/conferences/{conference_id}/listings/order", CONFERENCE_WRITE,
+         row(403, 403, 404, 404, 403, 403), target=UNKNOWN,
+         body=lambda p, u: {"listing_ids": [str(uuid.uuid4())]}),
+    Case("DELETE", "/api/v1/conferences/{conference_id}/listings/{listing_id}", CONFERENCE_WRITE,
+         row(403, 403, 404, 404, 403, 403), target=UNKNOWN),
+    Case("POST", "/api/v1/conferences/{conference_id}/publish", CONFERENCE_WRITE,
+         row(403, 403, 404, 404, 403, 403), target=UNKNOWN),
+    Case("GET", "/api/v1/conferences/{conference_id}/attendance", CONFERENCE_READ,
+         row(403, 403, 404, 404, 403, 403), target=UNKNOWN),
+    Case("POST", "/api/v1/conferences/{conference_id}/attendance", CONFERENCE_WRITE,
+         row(403, 403, 404, 404, 403, 403), target=UNKNOWN, body=_attendee),
+    Case("PATCH", "/api/v1/conferences/{conference_id}/attendance/{attendance_id}",
+         CONFERENCE_WRITE, row(403, 403, 404, 404, 403, 403), target=UNKNOWN,
+         body=lambda p, u: {"confidentiality_acknowledged": True}),
+    Case("GET", "/api/v1/conferences/{conference_id}/minutes", CONFERENCE_READ,
+         row(403, 403, 404, 404, 403, 403), target=UNKNOWN),
+    Case("PUT", "/api/v1/conferences/{conference_id}/minutes/{listing_id}", CONFERENCE_WRITE,
+         row(403, 403, 404, 404, 403, 403), target=UNKNOWN,
+         body=lambda p, u: {"decisions": "Safety plan refreshed"}),
+    Case("POST", "/api/v1/conferences/{conference_id}/minutes/{listing_id}/amendments",
+         CONFERENCE_WRITE, row(403, 403, 404, 404, 403, 403), target=UNKNOWN,
+         body=lambda p, u: {"field": "decisions", "text": "Corrected", "reason": "Typo"}),
+    # Actions.
+    Case("GET", "/api/v1/actions", ACTION_READ, row(403, 403, 200, 200, 403, 403)),
+    Case("GET", "/api/v1/actions/{action_id}", ACTION_READ, row(403, 403, 404, 404, 403, 403),
+         target=UNKNOWN),
+    Case("PATCH", "/api/v1/actions/{action_id}", ACTION_WRITE,
+         row(403, 403, 404, 404, 403, 403), target=UNKNOWN,
+         body=lambda p, u: {"note": "Visited; locks fitted"}),
+    Case("GET", "/api/v1/cases/{case_id}/actions", ACTION_READ,
+         row(403, 403, 404, 404, 403, 403), target=UNKNOWN),
+    Case("POST", "/api/v1/cases/{case_id}/actions", ACTION_WRITE,
+         row(403, 403, 404, 404, 403, 403), target=UNKNOWN, body=_action),
 ]  # fmt: skip
 
 
@@ -232,6 +321,10 @@ def _path(case: Case, p: Principals, addressed: uuid.UUID) -> str:
         referral_id=addressed,
         case_id=addressed,
         person_id=addressed,
+        conference_id=addressed,
+        action_id=addressed,
+        listing_id=uuid.uuid4(),  # the conference is looked up first
+        attendance_id=uuid.uuid4(),
     )
 
 

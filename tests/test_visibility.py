@@ -20,6 +20,17 @@ API clients) and the API (referrals, screening, triage, an exclusion):
                other         by the other MARAC's coordinator, accepted there
                excluded      by the IDVA representative, accepted into a DV case from which
                              the coordinator then excludes the police
+               unpublished   by the DV coordinator, accepted into a DV case that is listed only on
+                             a conference whose agenda is not yet published
+    meetings   a conference of each panel, its agenda published, listing the panel's cases
+               (DV: dv_accepted and excluded); a second DV conference listing unpublished,
+               its agenda not published; each with one attendee, and an action on each
+               listed case (excluded: owned by the IDVA; channel: by the police; other and
+               unpublished: by the council)
+
+Need to know: a panel's coordinator and chair see all its cases; its other members (and
+their agencies' systems) only those listed on a published agenda (or that their agency leads
+or owns an action on, or they are keyworker for: none in this world).
 
 Every expectation is written out by hand (who sees which case, which permission each route
 needs, which principal holds it), deliberately not computed from app/permissions.py or
@@ -31,6 +42,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
 import pyotp
@@ -102,12 +114,25 @@ REFERRAL_READ, REFERRAL_SUBMIT, REFERRAL_TRIAGE = (
     "referral:submit",
     "referral:triage",
 )
-CASE_SCOPED_PERMISSIONS = {CASE_READ, CASE_WRITE, REFERRAL_READ, REFERRAL_SUBMIT, REFERRAL_TRIAGE}
+CONFERENCE_READ, CONFERENCE_WRITE = "conference:read", "conference:write"
+ACTION_READ, ACTION_WRITE = "action:read", "action:write"
+CASE_SCOPED_PERMISSIONS = {
+    CASE_READ,
+    CASE_WRITE,
+    REFERRAL_READ,
+    REFERRAL_SUBMIT,
+    REFERRAL_TRIAGE,
+    CONFERENCE_READ,
+    CONFERENCE_WRITE,
+    ACTION_READ,
+    ACTION_WRITE,
+}
 
 # What each principal holds of the permissions the case-scoped routes ask for.
 # Every user without a partnership-wide role holds all of casework (USER_BASE + CASEWORK);
 # admins and auditors only USER_BASE's referral:submit/read (NO_CASEWORK); API clients what
-# their scopes grant (cases:read -> case:read; referrals:write -> referral:submit + read).
+# their scopes grant (cases:read -> case:read; referrals:write -> referral:submit + read;
+# neither client holds conferences:read or actions:read/write).
 CASEWORK_USER = frozenset(CASE_SCOPED_PERMISSIONS)
 HOLDS: dict[str, frozenset[str]] = {
     DV_COORDINATOR: CASEWORK_USER,
@@ -134,6 +159,10 @@ class Target:
     referral_id: uuid.UUID
     person_id: uuid.UUID  # the case's subject, on no other case or referral
     excluded_agency_id: uuid.UUID  # used for DELETE .../exclusions/{agency_id}
+    conference_id: uuid.UUID  # a conference the case is listed on
+    listing_id: uuid.UUID  # the case's listing on it
+    attendance_id: uuid.UUID  # an attendee of that conference
+    action_id: uuid.UUID  # an action on the case
 
 
 @dataclass(frozen=True)
@@ -141,7 +170,11 @@ class Route:
     method: str
     path: str  # exactly as in app.openapi()["paths"]
     permission: str  # from the route's require(...) in app/routers
-    resource: str  # which id the 404 (and its audit event) names: case, referral or person
+    # Which id the 404 (and its audit event) names: case, referral or person; or conference
+    # (a conference's agenda, attendance and minutes: the conference is looked up first) or
+    # action. Who may see a conference or an action is not who may see its case: see
+    # MAY_SEE_CONFERENCE and MAY_SEE_ACTION.
+    resource: str
     body: Callable[[Target], dict[str, Any]] | None = None
 
     def url(self, t: Target) -> str:
@@ -150,10 +183,23 @@ class Route:
             referral_id=t.referral_id,
             person_id=t.person_id,
             agency_id=t.excluded_agency_id,
+            conference_id=t.conference_id,
+            listing_id=t.listing_id,
+            attendance_id=t.attendance_id,
+            action_id=t.action_id,
         )
 
     def resource_id(self, t: Target) -> uuid.UUID:
-        return {"case": t.case_id, "referral": t.referral_id, "person": t.person_id}[self.resource]
+        return {
+            "case": t.case_id,
+            "referral": t.referral_id,
+            "person": t.person_id,
+            "conference": t.conference_id,
+            "action": t.action_id,
+        }[self.resource]
+
+
+CONF = f"{API}/conferences/{{conference_id}}"
 
 
 # Every route with a path id that names case-scoped data. Reads come first and writes last,
@@ -164,6 +210,11 @@ CASE_SCOPED_ROUTES: list[Route] = [
     Route("GET", f"{API}/cases/{{case_id}}/exclusions", CASE_WRITE, "case"),
     Route("GET", f"{API}/people/{{person_id}}", CASE_READ, "person"),
     Route("GET", f"{API}/referrals/{{referral_id}}", REFERRAL_READ, "referral"),
+    Route("GET", f"{CONF}/listings", CONFERENCE_READ, "conference"),
+    Route("GET", f"{CONF}/attendance", CONFERENCE_READ, "conference"),
+    Route("GET", f"{CONF}/minutes", CONFERENCE_READ, "conference"),
+    Route("GET", f"{API}/cases/{{case_id}}/actions", ACTION_READ, "case"),
+    Route("GET", f"{API}/actions/{{action_id}}", ACTION_READ, "action"),
     Route(
         "PATCH", f"{API}/cases/{{case_id}}", CASE_WRITE, "case", body=lambda t: {"status": "open"}
     ),
@@ -202,13 +253,82 @@ CASE_SCOPED_ROUTES: list[Route] = [
         "referral",
         body=lambda t: {"decision": "accept"},
     ),
+    Route(
+        "POST",
+        f"{CONF}/listings",
+        CONFERENCE_WRITE,
+        "conference",
+        body=lambda t: {"case_id": str(t.case_id)},
+    ),
+    Route(
+        "PUT",
+        f"{CONF}/listings/order",
+        CONFERENCE_WRITE,
+        "conference",
+        body=lambda t: {"listing_ids": [str(t.listing_id)]},
+    ),
+    Route(
+        "POST",
+        f"{CONF}/attendance",
+        CONFERENCE_WRITE,
+        "conference",
+        body=lambda t: {
+            "agency_id": str(t.excluded_agency_id),
+            "attendee_name": "x",
+            "role": "representative",
+            "status": "present",
+        },
+    ),
+    Route(
+        "PATCH",
+        f"{CONF}/attendance/{{attendance_id}}",
+        CONFERENCE_WRITE,
+        "conference",
+        body=lambda t: {"confidentiality_acknowledged": True},
+    ),
+    Route(
+        "PUT",
+        f"{CONF}/minutes/{{listing_id}}",
+        CONFERENCE_WRITE,
+        "conference",
+        body=lambda t: {"discussion_summary": "x"},
+    ),
+    Route(
+        "POST",
+        f"{CONF}/minutes/{{listing_id}}/amendments",
+        CONFERENCE_WRITE,
+        "conference",
+        body=lambda t: {"field": "decisions", "text": "x", "reason": "x"},
+    ),
+    Route(
+        "POST",
+        f"{API}/cases/{{case_id}}/actions",
+        ACTION_WRITE,
+        "case",
+        body=lambda t: {
+            "description": "x",
+            "owner_agency_id": str(t.excluded_agency_id),
+            "due_date": (date.today() + timedelta(days=30)).isoformat(),
+        },
+    ),
+    Route(
+        "PATCH",
+        f"{API}/actions/{{action_id}}",
+        ACTION_WRITE,
+        "action",
+        body=lambda t: {"note": "x"},
+    ),
     Route("DELETE", f"{API}/cases/{{case_id}}/exclusions/{{agency_id}}", CASE_WRITE, "case"),
+    Route("DELETE", f"{CONF}/listings/{{listing_id}}", CONFERENCE_WRITE, "conference"),
+    Route("POST", f"{CONF}/publish", CONFERENCE_WRITE, "conference"),
 ]
 
 # Routes with a path id that are NOT case-scoped: they name partnership administration (who
-# the agencies, users, API clients and panels are), not case content, and have their own
-# permission tests (tests/test_role_matrix.py, tests/test_agencies.py, ...). Listed so that a
-# new route with a path id must be classified here or above.
+# the agencies, users, API clients and panels are) or a conference as a meeting (when and
+# where, its chair and status, its calendar entry: no case or personal data), not case
+# content, and have their own permission tests (tests/test_role_matrix.py,
+# tests/test_agencies.py, tests/test_conferences.py, ...). Listed so that a new route with a
+# path id must be classified here or above.
 NOT_CASE_SCOPED_ROUTES: set[tuple[str, str]] = {
     ("GET", f"{API}/agencies/{{agency_id}}"),
     ("PATCH", f"{API}/agencies/{{agency_id}}"),
@@ -221,11 +341,31 @@ NOT_CASE_SCOPED_ROUTES: set[tuple[str, str]] = {
     ("PATCH", f"{API}/panels/{{panel_id}}"),
     ("GET", f"{API}/panels/{{panel_id}}/members"),
     ("PATCH", f"{API}/panels/{{panel_id}}/members"),
+    ("GET", f"{API}/panels/{{panel_id}}/calendar.ics"),
+    ("POST", f"{API}/panels/{{panel_id}}/calendar-feed"),
+    ("GET", CONF),
+    ("PATCH", CONF),
+    ("POST", f"{CONF}/finalise"),
+    ("GET", f"{CONF}/calendar.ics"),
 }
 
 CASE_SCOPED_PREFIXES = (f"{API}/cases", f"{API}/referrals", f"{API}/people")
 # Words in a path template that name case-scoped data wherever the route lives.
-CASE_SCOPED_WORDS = ("case", "referral", "person", "people", "consent", "exclusion")
+# An agenda's listings, minutes and attendance and a case's actions are case content;
+# publishing an agenda shares its listed cases with the panel's member agencies.
+CASE_SCOPED_WORDS = (
+    "case",
+    "referral",
+    "person",
+    "people",
+    "consent",
+    "exclusion",
+    "listing",
+    "minutes",
+    "attendance",
+    "action",
+    "publish",
+)
 
 # Which principals may see each hidden target (everyone else must get 404, or 403 without
 # the route's permission). Nobody in the world is on the other MARAC; the police are excluded
@@ -233,13 +373,44 @@ CASE_SCOPED_WORDS = ("case", "referral", "person", "people", "consent", "exclusi
 # members only: its panel type is ``isolated`` (app/panels/base.py: "visible only to the
 # panel's own members, never shared further"): the police API client reaches no Channel case,
 # although its agency is a Channel member (so that the police practitioner can sit on it).
+# "unpublished" is a DV case listed on no published agenda: only the panel's managers need it.
 OTHER, EXCLUDED, CHANNEL, NONEXISTENT = "other_panel", "excluded", "channel", "nonexistent"
+UNPUBLISHED = "unpublished"
+DV_MEMBERS = {DV_COORDINATOR, DV_CHAIR, DV_REPRESENTATIVE, DV_OBSERVER, IDVA_REPRESENTATIVE}
 MAY_SEE: dict[str, set[str]] = {
     OTHER: set(),
     EXCLUDED: {DV_COORDINATOR, DV_CHAIR, DV_OBSERVER, IDVA_REPRESENTATIVE},
     CHANNEL: {CHANNEL_COORDINATOR, CHANNEL_POLICE},
+    UNPUBLISHED: {DV_COORDINATOR, DV_CHAIR},
     NONEXISTENT: set(),
 }
+# The conference each target's case is listed on: every user with a role on its panel sees
+# it (its agenda shows them only the cases they may see); API clients here lack
+# conferences:read.
+MAY_SEE_CONFERENCE: dict[str, set[str]] = {
+    OTHER: set(),
+    EXCLUDED: DV_MEMBERS,
+    CHANNEL: {CHANNEL_COORDINATOR, CHANNEL_POLICE},
+    UNPUBLISHED: DV_MEMBERS,
+    NONEXISTENT: set(),
+}
+# The action on each target's case: its owning agency's users on the panel, the panel's
+# managers, and whoever may see the case (its action plan is part of it); never the
+# excluded agency.
+MAY_SEE_ACTION: dict[str, set[str]] = {
+    OTHER: set(),
+    EXCLUDED: {DV_COORDINATOR, DV_CHAIR, DV_OBSERVER, IDVA_REPRESENTATIVE},
+    CHANNEL: {CHANNEL_COORDINATOR, CHANNEL_POLICE},
+    UNPUBLISHED: {DV_COORDINATOR, DV_CHAIR},
+    NONEXISTENT: set(),
+}
+
+
+def may_see(principal: str, target: str, route: Route) -> bool:
+    table = {"conference": MAY_SEE_CONFERENCE, "action": MAY_SEE_ACTION}.get(
+        route.resource, MAY_SEE
+    )
+    return principal in table[target]
 
 
 def expected_refusal(principal: str, route: Route) -> int:
@@ -270,6 +441,16 @@ class CaseFile:
     people: dict[str, uuid.UUID] = field(default_factory=dict)  # role -> person id
 
 
+@dataclass(frozen=True)
+class Meeting:
+    """A conference, the ids of its listings by case, one attendee and actions by case."""
+
+    conference_id: uuid.UUID
+    listings: dict[uuid.UUID, uuid.UUID]  # case id -> listing id
+    attendance_id: uuid.UUID
+    actions: dict[uuid.UUID, uuid.UUID]  # case id -> action id
+
+
 @dataclass
 class World:
     agencies: dict[str, Agency]
@@ -282,14 +463,33 @@ class World:
     channel_case: CaseFile
     other_case: CaseFile
     excluded: CaseFile
+    unpublished: CaseFile
+    meetings: dict[str, Meeting]  # by target name
 
     def target(self, name: str) -> Target:
         police = self.agencies["police"].id
         if name == NONEXISTENT:
-            return Target(name, uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), police)
-        file = {OTHER: self.other_case, EXCLUDED: self.excluded, CHANNEL: self.channel_case}[name]
+            ids = [uuid.uuid4() for _ in range(7)]
+            return Target(name, ids[0], ids[1], ids[2], police, *ids[3:])
+        file = {
+            OTHER: self.other_case,
+            EXCLUDED: self.excluded,
+            CHANNEL: self.channel_case,
+            UNPUBLISHED: self.unpublished,
+        }[name]
         assert file.case_id and file.subject_id
-        return Target(name, file.case_id, file.referral_id, file.subject_id, police)
+        meeting = self.meetings[name]
+        return Target(
+            name,
+            file.case_id,
+            file.referral_id,
+            file.subject_id,
+            police,
+            meeting.conference_id,
+            meeting.listings[file.case_id],
+            meeting.attendance_id,
+            meeting.actions[file.case_id],
+        )
 
     def h(self, name: str) -> dict[str, str]:
         return self.who[name].headers
@@ -349,6 +549,70 @@ def _accept(client: TestClient, manager: Who, file: CaseFile) -> CaseFile:
     file.subject_id = uuid.UUID(case.json()["subject_person_id"])
     file.people = {p["role"]: uuid.UUID(p["person_id"]) for p in case.json()["people"]}
     return file
+
+
+def _meeting(
+    client: TestClient,
+    manager: Who,
+    panel: Panel,
+    cases: dict[uuid.UUID, uuid.UUID],
+    *,
+    publish: bool,
+) -> Meeting:
+    """Through the API: a conference of the panel chaired by its manager, listing these
+    cases (case id -> the agency owning an action on it), one attendee, the agenda
+    published or not."""
+    starts = date.today() + timedelta(days=7)
+    r = client.post(
+        f"{API}/conferences",
+        json={
+            "panel_id": str(panel.id),
+            "starts_at": f"{starts.isoformat()}T10:00:00+00:00",
+            "location": "Civic Offices, Bexleyheath",
+            "chair_user_id": str(manager.id),
+        },
+        headers=manager.headers,
+    )
+    assert r.status_code == 201, r.text
+    conference_id = uuid.UUID(r.json()["id"])
+    url = f"{API}/conferences/{conference_id}"
+    for case_id in cases:
+        listed = client.post(
+            f"{url}/listings", json={"case_id": str(case_id)}, headers=manager.headers
+        )
+        assert listed.status_code == 201, listed.text
+    agenda = client.get(f"{url}/listings", headers=manager.headers)
+    assert agenda.status_code == 200, agenda.text
+    listings = {uuid.UUID(i["case_id"]): uuid.UUID(i["id"]) for i in agenda.json()["items"]}
+    assert set(listings) == set(cases)
+    attended = client.post(
+        f"{url}/attendance",
+        json={
+            "agency_id": str(manager.agency_id),
+            "attendee_name": "Panel coordinator",
+            "role": "coordinator",
+            "status": "present",
+        },
+        headers=manager.headers,
+    )
+    assert attended.status_code == 201, attended.text
+    actions = {}
+    for case_id, owner in cases.items():
+        action = client.post(
+            f"{API}/cases/{case_id}/actions",
+            json={
+                "description": "Target hardening at the victim's address",
+                "owner_agency_id": str(owner),
+                "due_date": (date.today() + timedelta(days=28)).isoformat(),
+            },
+            headers=manager.headers,
+        )
+        assert action.status_code == 201, action.text
+        actions[case_id] = uuid.UUID(action.json()["id"])
+    if publish:
+        published = client.post(f"{url}/publish", headers=manager.headers)
+        assert published.status_code == 200, published.text
+    return Meeting(conference_id, listings, uuid.UUID(attended.json()["id"]), actions)
 
 
 @pytest.fixture
@@ -490,6 +754,49 @@ def world(client: TestClient, session: Session, security: Security) -> World:
         headers=who[DV_COORDINATOR].headers,
     )
     assert exclusion.status_code == 201, exclusion.text
+    unpublished = _accept(
+        client,
+        who[DV_COORDINATOR],
+        _submit(
+            client,
+            who[DV_COORDINATOR],
+            _dv_body(
+                dv,
+                _person("Juniper", "Jessop", "1987-10-21", "DA5 1JJ"),
+                _person("Kenneth", "Kingsley", "1984-11-22", "DA5 1JK"),
+            ),
+        ),
+    )
+
+    assert dv_accepted.case_id and excluded.case_id and unpublished.case_id
+    assert channel_case.case_id and other_case.case_id
+    dv_meeting = _meeting(
+        client,
+        who[DV_COORDINATOR],
+        dv,
+        {dv_accepted.case_id: a["council"].id, excluded.case_id: a["idva"].id},
+        publish=True,
+    )
+    meetings = {
+        EXCLUDED: dv_meeting,
+        UNPUBLISHED: _meeting(
+            client,
+            who[DV_COORDINATOR],
+            dv,
+            {unpublished.case_id: a["council"].id},
+            publish=False,
+        ),
+        CHANNEL: _meeting(
+            client,
+            who[CHANNEL_COORDINATOR],
+            channel,
+            {channel_case.case_id: a["police"].id},
+            publish=True,
+        ),
+        OTHER: _meeting(
+            client, other_coordinator, other, {other_case.case_id: a["council"].id}, publish=True
+        ),
+    }
 
     return World(
         agencies,
@@ -502,6 +809,8 @@ def world(client: TestClient, session: Session, security: Security) -> World:
         channel_case,
         other_case,
         excluded,
+        unpublished,
+        meetings,
     )
 
 
@@ -599,11 +908,11 @@ def test_hidden_ids_answer_404_or_403_on_every_case_scoped_route(
     who = world.who[principal]
     mismatches: list[str] = []
     calls = 0
-    for target_name, may_see in MAY_SEE.items():
-        if principal in may_see:
-            continue
+    for target_name in MAY_SEE:
         target = world.target(target_name)
         for route in CASE_SCOPED_ROUTES:
+            if may_see(principal, target_name, route):
+                continue
             body = route.body(target) if route.body else None
             request_id = f"vis-{uuid.uuid4().hex}"
             headers = {**who.headers, "X-Request-ID": request_id}
@@ -725,8 +1034,10 @@ def test_coordinators_and_chairs_see_every_referral_and_case_of_their_panel(
         world.dv_accepted.referral_id,
         world.dv_untriaged.referral_id,
         world.excluded.referral_id,
+        world.unpublished.referral_id,
     }
-    dv_cases = {world.dv_accepted.case_id, world.excluded.case_id}
+    # Published or not: they run the panel.
+    dv_cases = {world.dv_accepted.case_id, world.excluded.case_id, world.unpublished.case_id}
     assert _ids(client.get(f"{API}/referrals", headers=h)) == {str(i) for i in dv_referrals}
     assert _ids(client.get(f"{API}/cases", headers=h)) == {str(i) for i in dv_cases}
     for referral_id in dv_referrals:
@@ -737,7 +1048,7 @@ def test_coordinators_and_chairs_see_every_referral_and_case_of_their_panel(
     assert untriaged["status"] == "submitted"
     accepted = client.get(f"{API}/referrals/{world.dv_accepted.referral_id}", headers=h).json()
     assert accepted["case_id"] == str(world.dv_accepted.case_id)
-    for file in (world.dv_accepted, world.excluded):
+    for file in (world.dv_accepted, world.excluded, world.unpublished):
         assert client.get(f"{API}/cases/{file.case_id}", headers=h).status_code == 200
         assert client.get(f"{API}/cases/{file.case_id}/consents", headers=h).status_code == 200
         for person_id in file.people.values():
@@ -750,12 +1061,13 @@ def test_coordinators_and_chairs_see_every_referral_and_case_of_their_panel(
 
 
 @pytest.mark.parametrize("member", [DV_REPRESENTATIVE, DV_OBSERVER, IDVA_REPRESENTATIVE])
-def test_representatives_and_observers_see_cases_but_not_untriaged_referrals(
+def test_representatives_and_observers_see_published_cases_but_not_untriaged_referrals(
     member: str, world: World, client: TestClient
 ) -> None:
     h = world.h(member)
     police = member == DV_REPRESENTATIVE
-    # The IDVA representative submitted the excluded case's referral; the police are out of it.
+    # Both published; the IDVA representative submitted the excluded case's referral; the
+    # police are out of it. The case on the unpublished agenda is not theirs to see yet.
     visible_cases = {world.dv_accepted.case_id} | (set() if police else {world.excluded.case_id})
     assert _ids(client.get(f"{API}/cases", headers=h)) == {str(i) for i in visible_cases}
 
@@ -768,12 +1080,27 @@ def test_representatives_and_observers_see_cases_but_not_untriaged_referrals(
         f"{API}/cases/{world.excluded.case_id}": 404 if police else 200,
         f"{API}/cases/{world.channel_case.case_id}": 404,
         f"{API}/cases/{world.other_case.case_id}": 404,
+        f"{API}/cases/{world.unpublished.case_id}": 404,  # listed, but not published
+        f"{API}/cases/{world.unpublished.case_id}/consents": 404,
+        f"{API}/referrals/{world.unpublished.referral_id}": 404,  # triaged, case not seen
+        f"{API}/people/{world.unpublished.subject_id}": 404,
     }
     got = {url: client.get(url, headers=h).status_code for url in expected}
     assert got == expected
     listed = _ids(client.get(f"{API}/referrals", headers=h))
     assert str(world.dv_untriaged.referral_id) not in listed
+    assert str(world.unpublished.referral_id) not in listed
     assert str(world.dv_accepted.referral_id) in listed
+    # The unpublished agenda shows them nothing yet; the published one its cases they may see.
+    unpublished = world.meetings[UNPUBLISHED].conference_id
+    agenda = client.get(f"{API}/conferences/{unpublished}/listings", headers=h)
+    assert agenda.status_code == 200 and agenda.json()["items"] == [], agenda.text
+    published = world.meetings[EXCLUDED].conference_id
+    agenda = client.get(f"{API}/conferences/{published}/listings", headers=h)
+    assert {i["case_id"] for i in agenda.json()["items"]} == {str(i) for i in visible_cases}
+    # Unpublished people are not theirs to find either.
+    found = client.get(f"{API}/people", params={"name": "Juniper Jessop"}, headers=h)
+    assert found.status_code == 200 and found.json() == [], found.text
     # Untriaged referrals' people are not theirs to find either.
     untriaged_victim = client.get(f"{API}/people", params={"name": "Cordelia Castleton"}, headers=h)
     assert untriaged_victim.status_code == 200 and untriaged_victim.json() == []
@@ -1073,6 +1400,8 @@ def _problem(r: Response) -> dict[str, Any]:
     ("principal", "path", "hidden"),
     [
         (DV_REPRESENTATIVE, "cases/{}", "excluded_case"),
+        (DV_OBSERVER, "cases/{}", "unpublished_case"),
+        (IDVA_REPRESENTATIVE, "people/{}", "unpublished_person"),
         (DV_REPRESENTATIVE, "cases/{}/consents", "excluded_case"),
         (DV_REPRESENTATIVE, "referrals/{}", "untriaged_referral"),
         (DV_REPRESENTATIVE, "people/{}", "excluded_person"),
@@ -1092,6 +1421,8 @@ def test_not_found_does_not_differ_between_missing_and_hidden(
         "untriaged_referral": world.dv_untriaged.referral_id,
         "channel_case": world.channel_case.case_id,
         "other_case": world.other_case.case_id,
+        "unpublished_case": world.unpublished.case_id,
+        "unpublished_person": world.unpublished.subject_id,
     }
     h = world.h(principal)
     missing = client.get(f"{API}/{path.format(uuid.uuid4())}", headers=h)
