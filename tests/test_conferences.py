@@ -86,12 +86,13 @@ def test_a_dv_marac_conference_from_scheduling_to_amended_minutes(
     )
 
     # Before publication a representative sees the conference but not its cases.
-    assert ok(client.get(conf_url(conference), headers=w.rep))["listed_cases"] == 2
+    assert ok(client.get(conf_url(conference), headers=w.rep))["listed_cases"] == 0
     assert ok(client.get(conf_url(conference, "/listings"), headers=w.rep))["items"] == []
     problem(client.get(f"/api/v1/cases/{first['id']}", headers=w.rep), 404)
     published = ok(client.post(conf_url(conference, "/publish"), headers=w.coord))
     assert published["agenda_published_at"] is not None
     problem(client.post(conf_url(conference, "/publish"), headers=w.coord), 409)
+    assert ok(client.get(conf_url(conference), headers=w.rep))["listed_cases"] == 2
     rep_agenda = ok(client.get(conf_url(conference, "/listings"), headers=w.rep))
     assert [i["case_id"] for i in rep_agenda["items"]] == [second["id"], first["id"]]
     assert rep_agenda["suggestions"] is None
@@ -465,3 +466,57 @@ def test_a_calendar_client_subscribes_with_a_personal_feed_link(
     _, outsider = person_headers(session, security, other_agency)
     problem(client.post(f"/api/v1/panels/{w.panel.id}/calendar-feed", headers=outsider), 404)
     del rep_user
+
+
+def test_a_manager_from_an_excluded_agency_cannot_touch_the_hidden_listing(
+    client: TestClient, session: Session, security: Security
+) -> None:
+    w = world(session, security)
+    kept, hidden, last = (new_case(client, w, n) for n in ("Kept", "Hidden", "Last"))
+    ok(
+        client.post(
+            f"/api/v1/cases/{hidden['id']}/exclusions",
+            json={"agency_id": str(w.police.id), "reason": "Employs the perpetrator"},
+            headers=w.coord,
+        ),
+        201,
+    )
+    conference = schedule(client, w)
+    for case in (kept, hidden, last):
+        list_case(client, w.coord, conference, case["id"])
+    _, police_coordinator = person_headers(session, security, w.police, w.panel, "coordinator")
+
+    # A count of listings tells something too: each sees what they may.
+    assert ok(client.get(conf_url(conference), headers=w.coord))["listed_cases"] == 3
+    assert ok(client.get(conf_url(conference), headers=police_coordinator))["listed_cases"] == 2
+    assert ok(client.get(conf_url(conference), headers=w.rep))["listed_cases"] == 0
+
+    agenda = ok(client.get(conf_url(conference, "/listings"), headers=w.coord))
+    ids = {item["case_id"]: item["id"] for item in agenda["items"]}
+    problem(
+        client.delete(
+            conf_url(conference, f"/listings/{ids[hidden['id']]}"), headers=police_coordinator
+        ),
+        404,
+    )
+    # Reordering names the listings one can see; the hidden one keeps its place.
+    problem(
+        client.put(
+            conf_url(conference, "/listings/order"),
+            json={"listing_ids": [ids[last["id"]], ids[hidden["id"]], ids[kept["id"]]]},
+            headers=police_coordinator,
+        ),
+        422,
+    )
+    ok(
+        client.put(
+            conf_url(conference, "/listings/order"),
+            json={"listing_ids": [ids[last["id"]], ids[kept["id"]]]},
+            headers=police_coordinator,
+        )
+    )
+    order = [
+        i["case_id"]
+        for i in ok(client.get(conf_url(conference, "/listings"), headers=w.coord))["items"]
+    ]
+    assert order == [last["id"], hidden["id"], kept["id"]]

@@ -306,8 +306,12 @@ def remove_listing(
     conference = visible(session, actor, conference_id, for_update=True)
     require_manager(session, actor, conference)
     listing = session.scalars(
-        select(Listing).where(
-            col(Listing.id) == listing_id, col(Listing.conference_id) == conference.id
+        select(Listing)
+        .join(Case, col(Case.id) == col(Listing.case_id))
+        .where(
+            col(Listing.id) == listing_id,
+            col(Listing.conference_id) == conference.id,
+            visible_cases(actor),
         )
     ).first()
     if listing is None:
@@ -372,20 +376,31 @@ def reorder(
     require_manager(session, actor, conference)
     check_if_match(if_match, conference.version, "conference", conference.id)
     require_status(conference, EDITABLE, "change the agenda")
-    listings = {
-        listing.id: listing
-        for listing in session.scalars(
-            select(Listing).where(col(Listing.conference_id) == conference.id)
+    # Listings of cases hidden from the caller (their agency is excluded) keep their places;
+    # the caller orders the ones they can see into the remaining places.
+    every = list(
+        session.scalars(
+            select(Listing)
+            .where(col(Listing.conference_id) == conference.id)
+            .order_by(col(Listing.position), col(Listing.id))
         )
-    }
-    if len(data.listing_ids) != len(set(data.listing_ids)) or set(data.listing_ids) != set(
-        listings
-    ):
+    )
+    seen = set(
+        session.scalars(
+            select(col(Listing.id))
+            .join(Case, col(Case.id) == col(Listing.case_id))
+            .where(col(Listing.conference_id) == conference.id, visible_cases(actor))
+        )
+    )
+    if len(data.listing_ids) != len(set(data.listing_ids)) or set(data.listing_ids) != seen:
         raise Invalid(
             "listing_ids must name every listing of the agenda exactly once", field="listing_ids"
         )
-    for position, listing_id in enumerate(data.listing_ids, start=1):
-        listings[listing_id].position = position
+    by_id = {listing.id: listing for listing in every}
+    wanted = iter(data.listing_ids)
+    for position, listing in enumerate(every, start=1):
+        target = by_id[next(wanted)] if listing.id in seen else listing
+        target.position = position
     bump(conference)
     session.flush()
     audit_conference(

@@ -35,7 +35,7 @@ from app.models.conference import (
 from app.models.minutes import MinutesEntry
 from app.models.panel import MANAGING_ROLES, Panel, PanelMember, PanelRole
 from app.pagination import paginate
-from app.policies import member_panel_ids, visible_conferences
+from app.policies import member_panel_ids, visible_cases, visible_conferences
 from app.services.panels import panel_role_of
 
 
@@ -105,12 +105,16 @@ def _check_chair(session: Session, panel_id: uuid.UUID, user_id: uuid.UUID) -> N
         )
 
 
-def public(session: Session, conference: Conference) -> ConferencePublic:
+def public(session: Session, actor: Actor, conference: Conference) -> ConferencePublic:
     panel_type = session.scalar(
         select(col(Panel.panel_type)).where(col(Panel.id) == conference.panel_id)
     )
+    # Only the listings the caller may see: a count says something too.
     listed = session.scalar(
-        select(func.count()).select_from(Listing).where(col(Listing.conference_id) == conference.id)
+        select(func.count())
+        .select_from(Listing)
+        .join(Case, col(Case.id) == col(Listing.case_id))
+        .where(col(Listing.conference_id) == conference.id, visible_cases(actor))
     )
     history = session.scalars(
         select(ScheduleChange)
@@ -166,7 +170,7 @@ def schedule(session: Session, actor: Actor, data: ConferenceCreate) -> Conferen
         AuditAction.CONFERENCE_CREATE,
         changes={"panel_id": str(panel.id), "starts_at": conference.starts_at.isoformat()},
     )
-    return public(session, conference)
+    return public(session, actor, conference)
 
 
 def list_conferences(
@@ -204,7 +208,7 @@ def list_conferences(
 def get_conference(session: Session, actor: Actor, conference_id: uuid.UUID) -> ConferencePublic:
     conference = visible(session, actor, conference_id)
     audit_conference(session, actor, conference, AuditAction.CONFERENCE_READ)
-    return public(session, conference)
+    return public(session, actor, conference)
 
 
 _SCHEDULE_FIELDS = ("starts_at", "duration_minutes", "location", "online_link")
@@ -333,7 +337,7 @@ def update_conference(
         bump(conference)
         session.flush()
     audit_conference(session, actor, conference, AuditAction.CONFERENCE_UPDATE, changes=changes)
-    return public(session, conference)
+    return public(session, actor, conference)
 
 
 def finalise(
@@ -376,7 +380,7 @@ def finalise(
         AuditAction.CONFERENCE_FINALISE,
         changes={"status": [ConferenceStatus.CONCLUDED.value, conference.status]},
     )
-    return public(session, conference)
+    return public(session, actor, conference)
 
 
 def require_acknowledged(session: Session, conference: Conference) -> None:
