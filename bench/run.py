@@ -58,7 +58,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=DEFAULT_CASES,
         metavar="N",
-        help="cases to seed for the case-* scenarios (only seeded when one is selected)",
+        help="cases to seed for the scenarios that need them (only seeded when one is selected)",
     )
     p.add_argument("--loadgen", choices=("auto", "wrk", "httpx"), default="auto")
     p.add_argument("--app-port", type=int, default=8101)
