@@ -15,8 +15,7 @@ from app import audit
 from app.actor import Actor
 from app.audit import AuditAction
 from app.clock import today
-from app.errors import Conflict, Invalid, NotFound
-from app.etags import check_if_match
+from app.errors import Conflict, Invalid
 from app.models.action import Action, ActionStatus, ActionSummary
 from app.models.agenda import AgendaPublic, ListingPublic, Suggestion, SuggestionReason
 from app.models.base import utcnow
@@ -37,9 +36,10 @@ from app.services import actions
 from app.services.conferences import (
     audit_conference,
     bump,
-    require_manager,
+    managed,
     require_status,
     visible,
+    visible_listing,
 )
 from app.services.panels import panel_role_of
 
@@ -245,8 +245,7 @@ def add_listing(
     session: Session, actor: Actor, conference_id: uuid.UUID, data: ListingIn
 ) -> AgendaPublic:
     """List a case (of this panel, open, not on another upcoming conference)."""
-    conference = visible(session, actor, conference_id, for_update=True)
-    require_manager(session, actor, conference)
+    conference = managed(session, actor, conference_id)
     require_status(conference, EDITABLE, "change the agenda")
     case = session.scalars(
         select(Case).where(col(Case.id) == data.case_id, visible_cases(actor)).with_for_update()
@@ -303,19 +302,8 @@ def add_listing(
 def remove_listing(
     session: Session, actor: Actor, conference_id: uuid.UUID, listing_id: uuid.UUID
 ) -> None:
-    conference = visible(session, actor, conference_id, for_update=True)
-    require_manager(session, actor, conference)
-    listing = session.scalars(
-        select(Listing)
-        .join(Case, col(Case.id) == col(Listing.case_id))
-        .where(
-            col(Listing.id) == listing_id,
-            col(Listing.conference_id) == conference.id,
-            visible_cases(actor),
-        )
-    ).first()
-    if listing is None:
-        raise NotFound("listing", listing_id)
+    conference = managed(session, actor, conference_id)
+    listing = visible_listing(session, actor, conference, listing_id)
     require_status(conference, EDITABLE, "change the agenda")
     minuted = session.scalar(
         select(func.count())
@@ -372,9 +360,7 @@ def reorder(
     if_match: str | None,
 ) -> AgendaPublic:
     """Put the agenda in a new order: every listing, each once."""
-    conference = visible(session, actor, conference_id, for_update=True)
-    require_manager(session, actor, conference)
-    check_if_match(if_match, conference.version, "conference", conference.id)
+    conference = managed(session, actor, conference_id, if_match)
     require_status(conference, EDITABLE, "change the agenda")
     # Listings of cases hidden from the caller (their agency is excluded) keep their places;
     # the caller orders the ones they can see into the remaining places.
@@ -417,9 +403,7 @@ def publish(
     session: Session, actor: Actor, conference_id: uuid.UUID, if_match: str | None
 ) -> AgendaPublic:
     """Publish the agenda: its cases become readable, for research, to member agencies."""
-    conference = visible(session, actor, conference_id, for_update=True)
-    require_manager(session, actor, conference)
-    check_if_match(if_match, conference.version, "conference", conference.id)
+    conference = managed(session, actor, conference_id, if_match)
     require_status(conference, EDITABLE, "publish the agenda")
     if conference.agenda_published_at is not None:
         raise Conflict(

@@ -70,6 +70,35 @@ def require_manager(session: Session, actor: Actor, conference: Conference) -> s
     return role
 
 
+def managed(
+    session: Session, actor: Actor, conference_id: uuid.UUID, if_match: str | None = None
+) -> Conference:
+    """The conference, locked for a change by its panel's coordinator or chair, at the
+    version the caller last read (when they say)."""
+    conference = visible(session, actor, conference_id, for_update=True)
+    require_manager(session, actor, conference)
+    check_if_match(if_match, conference.version, "conference", conference.id)
+    return conference
+
+
+def visible_listing(
+    session: Session, actor: Actor, conference: Conference, listing_id: uuid.UUID
+) -> Listing:
+    """A listing of this conference whose case the caller may see."""
+    listing = session.scalars(
+        select(Listing)
+        .join(Case, col(Case.id) == col(Listing.case_id))
+        .where(
+            col(Listing.id) == listing_id,
+            col(Listing.conference_id) == conference.id,
+            visible_cases(actor),
+        )
+    ).first()
+    if listing is None:
+        raise NotFound("listing", listing_id)
+    return listing
+
+
 def require_status(conference: Conference, allowed: set[str], doing: str) -> None:
     if conference.status not in allowed:
         raise Conflict(
@@ -311,9 +340,7 @@ def update_conference(
     if_match: str | None,
 ) -> ConferencePublic:
     """Reschedule (history kept), move, change the chair, start, conclude or cancel."""
-    conference = visible(session, actor, conference_id, for_update=True)
-    require_manager(session, actor, conference)
-    check_if_match(if_match, conference.version, "conference", conference.id)
+    conference = managed(session, actor, conference_id, if_match)
     if not data.model_fields_set:
         raise Invalid("Nothing to change")
     changes = _reschedule(session, actor, conference, data)

@@ -13,7 +13,7 @@ from sqlmodel import col
 from app import audit
 from app.actor import Actor
 from app.audit import AuditAction
-from app.errors import Conflict, Forbidden, NotFound
+from app.errors import Conflict, Forbidden
 from app.etags import check_if_match
 from app.models.base import utcnow
 from app.models.case import Case
@@ -30,7 +30,7 @@ from app.models.minutes import (
 )
 from app.models.panel import MANAGING_ROLES
 from app.policies import visible_cases
-from app.services.conferences import require_acknowledged, require_manager, visible
+from app.services.conferences import managed, require_acknowledged, visible, visible_listing
 from app.services.panels import panel_role_of
 
 DRAFTING = {ConferenceStatus.IN_PROGRESS.value, ConferenceStatus.CONCLUDED.value}
@@ -125,23 +125,6 @@ def read_minutes(session: Session, actor: Actor, conference_id: uuid.UUID) -> Mi
     )
 
 
-def _listing(
-    session: Session, actor: Actor, conference: Conference, listing_id: uuid.UUID
-) -> Listing:
-    listing = session.scalars(
-        select(Listing)
-        .join(Case, col(Case.id) == col(Listing.case_id))
-        .where(
-            col(Listing.id) == listing_id,
-            col(Listing.conference_id) == conference.id,
-            visible_cases(actor),
-        )
-    ).first()
-    if listing is None:
-        raise NotFound("listing", listing_id)
-    return listing
-
-
 def write_entry(
     session: Session,
     actor: Actor,
@@ -151,9 +134,8 @@ def write_entry(
     if_match: str | None,
 ) -> MinutesEntryPublic:
     """Record or revise one case's minutes while they are drafts."""
-    conference = visible(session, actor, conference_id, for_update=True)
-    require_manager(session, actor, conference)
-    listing = _listing(session, actor, conference, listing_id)
+    conference = managed(session, actor, conference_id)
+    listing = visible_listing(session, actor, conference, listing_id)
     if conference.status == FINALISED:
         raise Conflict(
             "The minutes are finalised: corrections are amendments "
@@ -235,9 +217,8 @@ def amend(
     data: AmendmentIn,
 ) -> MinutesEntryPublic:
     """Correct finalised minutes: the original text stays; the amendment is added to it."""
-    conference = visible(session, actor, conference_id, for_update=True)
-    require_manager(session, actor, conference)
-    listing = _listing(session, actor, conference, listing_id)
+    conference = managed(session, actor, conference_id)
+    listing = visible_listing(session, actor, conference, listing_id)
     if conference.status != FINALISED:
         raise Conflict(
             "The minutes are not finalised yet: edit them directly",
