@@ -39,6 +39,23 @@ class AccessClaims:
     epoch: int
 
 
+def _claims(claims: dict[str, Any], *, scope: str) -> AccessClaims:
+    """The principal a verified token names (``sub`` is ``kind:uuid``)."""
+    kind, _, raw_id = str(claims["sub"]).partition(":")
+    try:
+        subject_id = uuid.UUID(raw_id)
+    except ValueError as exc:
+        raise TokenInvalid("malformed subject") from exc
+    return AccessClaims(
+        subject_kind=kind,
+        subject_id=subject_id,
+        jti=claims["jti"],
+        issued_at=int(claims["iat"]),
+        scope=scope,
+        epoch=claims["epc"],
+    )
+
+
 class Security:
     """Cryptographic helpers bound to one settings object."""
 
@@ -116,21 +133,10 @@ class Security:
             or not isinstance(claims.get("epc"), int)
         ):
             raise TokenInvalid("not an access token")
-        kind, _, raw_id = str(claims["sub"]).partition(":")
+        kind, _, _ = str(claims["sub"]).partition(":")
         if kind not in {"user", "api_client"}:
             raise TokenInvalid("unknown subject")
-        try:
-            subject_id = uuid.UUID(raw_id)
-        except ValueError as exc:
-            raise TokenInvalid("malformed subject") from exc
-        return AccessClaims(
-            subject_kind=kind,
-            subject_id=subject_id,
-            jti=claims["jti"],
-            issued_at=int(claims["iat"]),
-            scope=str(claims.get("scope", "")),
-            epoch=claims["epc"],
-        )
+        return _claims(claims, scope=str(claims.get("scope", "")))
 
     # calendar feed tokens ---------------------------------------------------------------
     def create_feed_token(self, user_id: uuid.UUID, panel_id: uuid.UUID, epoch: int) -> str:
@@ -152,27 +158,15 @@ class Security:
     def decode_feed_token(self, token: str, panel_id: uuid.UUID) -> AccessClaims:
         """The user a feed token was issued to, if it is genuine and for this panel."""
         claims = self._verified_claims(token)
-        kind, _, raw_id = str(claims["sub"]).partition(":")
         if (
             claims.get("typ") != FEED
             or claims.get("pan") != str(panel_id)
-            or kind != "user"
+            or not str(claims["sub"]).startswith("user:")
             or not isinstance(claims.get("epc"), int)
             or not isinstance(claims.get("jti"), str)
         ):
             raise TokenInvalid("not a calendar feed token for this panel")
-        try:
-            subject_id = uuid.UUID(raw_id)
-        except ValueError as exc:
-            raise TokenInvalid("malformed subject") from exc
-        return AccessClaims(
-            subject_kind=kind,
-            subject_id=subject_id,
-            jti=claims["jti"],
-            issued_at=int(claims["iat"]),
-            scope="",
-            epoch=claims["epc"],
-        )
+        return _claims(claims, scope="")
 
     # opaque tokens ----------------------------------------------------------------------
     @staticmethod
