@@ -106,11 +106,18 @@ class Outcome(StrEnum):
     CONFLICT = "conflict"
 
 
-# Written through the driver (app.rawsql): every request runs it.
+# Written through the driver (app.rawsql): every request runs it. On PostgreSQL the event and
+# its queue row go in one statement (one round trip fewer on every request).
 _INSERT_EVENT = (
     "INSERT INTO audit_event (occurred_at, actor_type, actor_id, actor_agency_id, action,"
     " outcome, resource_type, resource_id, case_id, person_id, purpose, source_ip, request_id,"
-    " changes, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
+    " changes, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_EVENT_RETURNING = _INSERT_EVENT + " RETURNING id"
+# Constants only, no values: the S608 warning does not apply.
+_INSERT_EVENT_QUEUED = (
+    "WITH event AS (" + _INSERT_EVENT_RETURNING + ")"  # noqa: S608
+    " INSERT INTO audit_unsealed (event_id) SELECT id FROM event"
 )
 
 
@@ -129,26 +136,27 @@ def record(
 ) -> None:
     """Append one audit event to the current transaction and queue it for sealing."""
     raw = Raw(session)
-    row = raw.one(
-        _INSERT_EVENT,
-        (
-            raw.timestamp(utcnow()),
-            actor.kind.value,
-            raw.id(actor.id),
-            raw.id(actor.agency_id),
-            action.value,
-            outcome.value,
-            resource_type,
-            None if resource_id is None else str(resource_id)[:64],
-            raw.id(case_id),
-            raw.id(person_id),
-            actor.meta.purpose,
-            actor.meta.source_ip,
-            actor.meta.request_id,
-            raw.json(changes),
-            raw.json(detail),
-        ),
+    values = (
+        raw.timestamp(utcnow()),
+        actor.kind.value,
+        raw.id(actor.id),
+        raw.id(actor.agency_id),
+        action.value,
+        outcome.value,
+        resource_type,
+        None if resource_id is None else str(resource_id)[:64],
+        raw.id(case_id),
+        raw.id(person_id),
+        actor.meta.purpose,
+        actor.meta.source_ip,
+        actor.meta.request_id,
+        raw.json(changes),
+        raw.json(detail),
     )
+    if not raw.sqlite:
+        raw.run(_INSERT_EVENT_QUEUED, values)
+        return
+    row = raw.one(_INSERT_EVENT_RETURNING, values)
     assert row is not None
     raw.run("INSERT INTO audit_unsealed (event_id) VALUES (?)", (row[0],))
 

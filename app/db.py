@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import anyio.to_thread
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Transaction, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
@@ -111,13 +111,52 @@ class Database:
         return self.bind.dialect.name
 
     def session(self) -> Session:
+        """A session of its own (scripts, the sealer, start-up); units of work use ``connect``."""
         if self.inline and isinstance(self.bind, Engine):
-            # Inline units run one at a time on the event loop: keep one connection for them
-            # all instead of checking it out and resetting it on every request.
-            if self._connection is None or self._connection.closed or self._connection.invalidated:
-                self._connection = self.bind.connect()
-            return Session(bind=self._connection, expire_on_commit=False, autoflush=False)
+            return Session(bind=self._persistent(), expire_on_commit=False, autoflush=False)
         return self._sessions()
+
+    def _persistent(self) -> Connection:
+        # Inline units run one at a time on the event loop: keep one connection for them all
+        # instead of checking it out and resetting it on every request.
+        assert isinstance(self.bind, Engine)
+        if self._connection is None or self._connection.closed or self._connection.invalidated:
+            self._connection = self.bind.connect()
+        return self._connection
+
+    # The unit of work's own transaction, in SQLAlchemy Core: the ORM's begin and commit
+    # bookkeeping is paid only by the units that use the ORM (see ``unit_session``).
+    def connect(self) -> Connection:
+        """The connection a unit of work runs on; give it back with ``release``."""
+        if isinstance(self.bind, Connection):
+            return self.bind
+        if self.inline:
+            return self._persistent()
+        return self.bind.connect()
+
+    def release(self, connection: Connection) -> None:
+        if connection is not self.bind and connection is not self._connection:
+            connection.close()
+
+    @staticmethod
+    def begin(connection: Connection) -> Transaction:
+        """The unit's transaction: a SAVEPOINT when the connection is already in one (tests)."""
+        return connection.begin_nested() if connection.in_transaction() else connection.begin()
+
+    @staticmethod
+    def unit_session(connection: Connection) -> Session:
+        """The Session a unit's service receives, joined to the unit's transaction on first use.
+
+        Creating it costs a few microseconds; it begins nothing until the ORM is used. It
+        neither commits nor ends the unit's transaction (its ``commit`` flushes), and
+        ``app.rawsql`` runs on the connection without waking it.
+        """
+        return Session(
+            bind=connection,
+            expire_on_commit=False,
+            autoflush=False,
+            join_transaction_mode="conditional_savepoint",
+        )
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)``: inline for SQLite, in the thread pool for a database server."""

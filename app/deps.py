@@ -15,6 +15,7 @@ from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 from fastapi import Depends, Query, Request
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlowPassword, OAuthFlows
 from fastapi.security import OAuth2
+from sqlalchemy import Transaction
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -124,38 +125,53 @@ class UnitOfWork:
         return None
 
     def _execute(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-        session = self.db.session()
+        # The transaction is the connection's (Core); the service's Session joins it only if
+        # the service uses the ORM, so a unit that does not pays none of its bookkeeping.
+        connection = self.db.connect()
+        session = self.db.unit_session(connection)
         actor = Actor.anonymous(self.meta)
         try:
-            try:
-                actor = self._identify(session)
-                self._authorize(actor)
-                result = fn(session, actor, *args)
-                session.commit()
-                return result
-            except IntegrityError as exc:
-                # A unique or foreign-key race lost to another transaction: a conflict, not a 500.
-                raise Conflict("The change conflicts with data saved meanwhile") from exc
-        except DomainError as err:
-            if err.keep_changes:
-                session.commit()
-                raise
-            session.rollback()
-            audit.record(
-                session,
-                actor,
-                AuditAction.ACCESS_REFUSED,
-                outcome=Outcome(err.outcome),
-                resource_type=err.resource_type,
-                resource_id=err.resource_id,
-                case_id=self._subject_id(err, "case"),
-                person_id=self._subject_id(err, "person"),
-                detail={**self.refusal_detail(), "status": err.status},
-            )
-            session.commit()
+            transaction = self.db.begin(connection)
+        except BaseException:
+            self.db.release(connection)
             raise
+        try:
+            try:
+                try:
+                    actor = self._identify(session)
+                    self._authorize(actor)
+                    result = fn(session, actor, *args)
+                    _commit(session, transaction)
+                    return result
+                except IntegrityError as exc:
+                    # A unique or foreign-key race lost to another transaction: a conflict,
+                    # not a 500.
+                    raise Conflict("The change conflicts with data saved meanwhile") from exc
+            except DomainError as err:
+                if err.keep_changes:
+                    _commit(session, transaction)
+                    raise
+                session.close()
+                transaction.rollback()
+                transaction = self.db.begin(connection)
+                audit.record(
+                    session,
+                    actor,
+                    AuditAction.ACCESS_REFUSED,
+                    outcome=Outcome(err.outcome),
+                    resource_type=err.resource_type,
+                    resource_id=err.resource_id,
+                    case_id=self._subject_id(err, "case"),
+                    person_id=self._subject_id(err, "person"),
+                    detail={**self.refusal_detail(), "status": err.status},
+                )
+                transaction.commit()
+                raise
         finally:
             session.close()
+            if transaction.is_active:
+                transaction.rollback()
+            self.db.release(connection)
 
     async def __call__(self, fn: Callable[Concatenate[Session, Actor, P], T], *args: Any) -> T:
         return await self.db.run(self._execute, fn, args)
@@ -181,6 +197,13 @@ class Caller(UnitOfWork):
     def _authorize(self, actor: Actor) -> None:
         if not actor.can(self.permission):
             raise _forbidden(self.permission)
+
+
+def _commit(session: Session, transaction: Transaction) -> None:
+    """Flush what the service left in its Session, if it used one, then commit the unit."""
+    if session.in_transaction() or session.new or session.dirty or session.deleted:
+        session.commit()
+    transaction.commit()
 
 
 def _forbidden(permission: Permission) -> DomainError:

@@ -32,7 +32,7 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None
 
 
-def _encode(values: Sequence[Any]) -> str:
+def encode_cursor(values: Sequence[Any]) -> str:
     plain = [v.isoformat() if isinstance(v, date) else v for v in values]
     plain = [str(v) if isinstance(v, uuid.UUID) else v for v in plain]
     return base64.urlsafe_b64encode(json.dumps(plain).encode()).decode().rstrip("=")
@@ -41,7 +41,7 @@ def _encode(values: Sequence[Any]) -> str:
 _INT64 = 2**63
 
 
-def _decode(cursor: str, kinds: Sequence[type]) -> list[Any]:
+def decode_cursor(cursor: str, kinds: Sequence[type]) -> list[Any]:
     """The key values a cursor names; Invalid (422) for anything this service did not issue.
 
     A cursor comes from the caller, so every value is checked to be of the type its key column
@@ -91,7 +91,7 @@ def paginate(
     """
     columns = [column for column, _ in keys]
     if cursor:
-        after = _decode(cursor, [kind for _, kind in keys])
+        after = decode_cursor(cursor, [kind for _, kind in keys])
         position = tuple_(*columns)
         # Bind each value with its column's type, so timestamps and UUIDs compare as stored.
         bound = tuple_(
@@ -104,4 +104,4 @@ def paginate(
         return rows, None
     rows = rows[:limit]
     last = rows[-1]
-    return rows, _encode([getattr(last, column.key) for column in columns])
+    return rows, encode_cursor([getattr(last, column.key) for column in columns])

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
@@ -37,16 +38,22 @@ class Raw:
     __slots__ = ("_dbapi", "sqlite")
 
     def __init__(self, session: Session) -> None:
-        connection = session.connection()
+        # A unit of work's Session is bound to the unit's connection, already in its
+        # transaction: use that directly rather than waking the Session (app.db.unit_session).
+        bind = session.bind
+        if isinstance(bind, Connection) and bind.in_transaction():
+            connection = bind
+        else:
+            connection = session.connection()
         self.sqlite = connection.dialect.name == "sqlite"
         self._dbapi: Any = connection.connection.driver_connection
 
     def _sql(self, sql: str) -> str:
         return sql if self.sqlite else sql.replace("?", "%s")
 
-    def _execute(self, sql: str, params: Sequence[Any]) -> Any:
+    def _execute(self, sql: str, params: Sequence[Any], *, compiled: bool = False) -> Any:
         try:
-            return self._dbapi.execute(self._sql(sql), params)
+            return self._dbapi.execute(sql if compiled else self._sql(sql), params)
         except Exception as exc:
             # Surface driver errors as SQLAlchemy's, which the unit of work and the error
             # handlers already turn into 409 / 422 answers.
@@ -66,6 +73,11 @@ class Raw:
     def run(self, sql: str, params: Sequence[Any]) -> None:
         self._execute(sql, params)
 
+    def all_compiled(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """The rows of SQL already compiled for this dialect (``app.prepared``)."""
+        rows: list[tuple[Any, ...]] = self._execute(sql, params, compiled=True).fetchall()
+        return rows
+
     # parameters ---------------------------------------------------------------------------
     def id(self, value: uuid.UUID | None) -> Any:
         if value is None:
@@ -75,6 +87,14 @@ class Raw:
     def timestamp(self, value: datetime) -> Any:
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None).strftime(_SQLITE_TS) if self.sqlite else value
+
+    def param(self, value: Any) -> Any:
+        """Any parameter: ids and timestamps encoded as above, other values as they are."""
+        if isinstance(value, uuid.UUID):
+            return self.id(value)
+        if isinstance(value, datetime):
+            return self.timestamp(value)
+        return value
 
     def json(self, value: Any) -> Any:
         if value is None:

@@ -17,6 +17,7 @@ from app.models.agency import AgencyKind
 from app.models.person import Person, PersonDuplicate
 from app.permissions import Role, Scope
 from app.security import Security
+from app.services.matching import identity_lock_key
 from tests.builders import (
     bearer,
     client_token,
@@ -502,3 +503,10 @@ def test_a_known_person_is_found_however_many_share_a_postcode_or_birthday(
     found = search(client, w.coord, name="Jane Doe", date_of_birth="1990-04-01")
     assert found[0]["person"]["id"] == jane
     assert found[0]["score"] >= 0.85
+
+
+def test_the_identity_lock_key_is_stable_and_fits_a_postgresql_bigint() -> None:
+    key = identity_lock_key("roe", "john", date(1988, 2, 2))
+    assert key == identity_lock_key("roe", "john", date(1988, 2, 2))
+    assert key != identity_lock_key("roe", "john", date(1988, 2, 3))
+    assert -(2**63) <= key < 2**63

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import func, select, tuple_
@@ -34,12 +33,13 @@ from app.models.panel import MANAGING_ROLES, Panel, PanelMember, PanelRole, Pane
 from app.models.person import Person
 from app.models.referral import Referral
 from app.models.user import User
-from app.pagination import paginate
 from app.panels import PANEL_TYPES
 from app.panels.base import ConsentRecord
 from app.panels.channel import support_consent_problems
 from app.policies import visible_cases
 from app.services import actions
+from app.services.case_reads import get_case as get_case
+from app.services.case_reads import list_cases as list_cases
 from app.services.panels import panel_role_of
 
 REFERRAL_PURPOSE = "referral_sharing"
@@ -208,42 +208,6 @@ def _public(session: Session, case: Case) -> CasePublic:
             ],
         }
     )
-
-
-def list_cases(
-    session: Session,
-    actor: Actor,
-    panel_id: uuid.UUID | None,
-    status: CaseStatus | None,
-    risk_level: str | None,
-    cursor: str | None,
-    limit: int,
-) -> tuple[list[Case], str | None]:
-    """Cases the caller may see, oldest first."""
-    stmt = select(Case).where(visible_cases(actor))
-    if panel_id is not None:
-        stmt = stmt.where(col(Case.panel_id) == panel_id)
-    if status is not None:
-        stmt = stmt.where(col(Case.status) == status.value)
-    if risk_level is not None:
-        stmt = stmt.where(col(Case.risk_level) == risk_level)
-    keys = [(col(Case.created_at), datetime), (col(Case.id), uuid.UUID)]
-    rows, next_cursor = paginate(session, stmt, keys, cursor, limit)
-    audit.record(
-        session,
-        actor,
-        AuditAction.CASE_LIST,
-        resource_type="case",
-        detail={"returned": len(rows), "case_ids": [str(c.id) for c in rows]},
-    )
-    return rows, next_cursor
-
-
-def get_case(session: Session, actor: Actor, case_id: uuid.UUID) -> CasePublic:
-    """One case with its people, if the caller may see it."""
-    case = _visible(session, actor, case_id)
-    _audit(session, actor, case, AuditAction.CASE_READ)
-    return _public(session, case)
 
 
 def _require_role(

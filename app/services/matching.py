@@ -3,6 +3,7 @@ postcode. Candidates are fetched through indexes, then scored here."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -91,6 +92,15 @@ def postcode_key(postcode: str | None) -> str | None:
         return None
     key = re.sub(r"[^A-Z0-9]", "", postcode.upper())
     return key[:10] or None
+
+
+def identity_lock_key(family: str, given: str, date_of_birth: date) -> int:
+    """A stable signed 64-bit key for the identity an exact match compares (PostgreSQL
+    advisory locks take a bigint); the same in every process, unlike ``hash()``."""
+    digest = hashlib.blake2b(
+        f"{family}|{given}|{date_of_birth.isoformat()}".encode(), digest_size=8
+    ).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 @dataclass(frozen=True)

@@ -145,6 +145,9 @@ def submit(session: Session, actor: Actor, data: ReferralCreate) -> ReferralPubl
         PersonFacts(p.role, p.details.date_of_birth if p.details else None) for p in data.people
     ]
     _check_consent(panel_type, data.consent, facts, data.referral_date)
+    people.lock_identities(
+        session, [p.details for p in data.people if p.person_id is None and p.details]
+    )
 
     referral = Referral(
         panel_id=panel.id,

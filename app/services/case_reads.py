@@ -1,0 +1,212 @@
+"""Reading a case and listing cases: the hot reads, as prepared statements (``app.prepared``).
+
+The statements are built from the same visibility filter as every other case query
+(``app.policies.visible_cases``), compiled once per kind of actor, and run through the
+driver on the unit's connection; the audit event goes into the same transaction, as always.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Hashable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BindParameter, bindparam, select, tuple_
+from sqlalchemy.orm import Session
+from sqlmodel import col
+
+from app import audit
+from app.actor import Actor
+from app.audit import AuditAction
+from app.errors import NotFound
+from app.models.case import (
+    Case,
+    CasePerson,
+    CasePersonPublic,
+    CasePublic,
+    CaseStatus,
+    CaseSummary,
+)
+from app.models.panel import Panel
+from app.models.person import Person
+from app.pagination import decode_cursor, encode_cursor
+from app.policies import visible_cases
+from app.prepared import Prepared, Query
+from app.rawsql import Raw
+
+# Request values: named parameters, never values baked into a cached statement.
+_CASE_ID: BindParameter[Any] = bindparam("case_id", required=False)
+_LIMIT: BindParameter[Any] = bindparam("limit", required=False)
+_CURSOR_KINDS: list[type] = [datetime, uuid.UUID]
+
+
+def _build_read(actor: Actor, _variant: Hashable) -> Query:
+    return (
+        select(
+            col(Case.id),
+            col(Case.panel_id),
+            col(Panel.panel_type),
+            col(Case.reference),
+            col(Case.status),
+            col(Case.stage),
+            col(Case.risk_level),
+            col(Case.lead_agency_id),
+            col(Case.keyworker_user_id),
+            col(Case.subject_person_id),
+            col(Case.is_repeat),
+            col(Case.repeat_of_case_id),
+            col(Case.opened_at),
+            col(Case.last_heard_at),
+            col(Case.closed_at),
+            col(Case.close_reason),
+            col(Case.version),
+        )
+        .join(Panel, col(Panel.id) == col(Case.panel_id))
+        .where(col(Case.id) == _CASE_ID, visible_cases(actor))
+    )
+
+
+def _build_people(_actor: Actor, _variant: Hashable) -> Query:
+    return (
+        select(
+            col(CasePerson.person_id),
+            col(CasePerson.role),
+            col(Person.given_name),
+            col(Person.family_name),
+        )
+        .join(Person, col(Person.id) == col(CasePerson.person_id))
+        .where(col(CasePerson.case_id) == _CASE_ID)
+        .order_by(col(CasePerson.role), col(Person.family_name))
+    )
+
+
+def _build_list(actor: Actor, variant: Hashable) -> Query:
+    """``variant``: which of panel, status, risk level and cursor the request filters on."""
+    assert isinstance(variant, tuple)
+    by_panel, by_status, by_risk, after = variant
+    stmt = select(
+        col(Case.id),
+        col(Case.panel_id),
+        col(Case.reference),
+        col(Case.status),
+        col(Case.stage),
+        col(Case.risk_level),
+        col(Case.is_repeat),
+        col(Case.opened_at),
+        col(Case.version),
+        col(Case.created_at),
+    ).where(visible_cases(actor))
+    if by_panel:
+        stmt = stmt.where(col(Case.panel_id) == bindparam("panel_id", required=False))
+    if by_status:
+        stmt = stmt.where(col(Case.status) == bindparam("status", required=False))
+    if by_risk:
+        stmt = stmt.where(col(Case.risk_level) == bindparam("risk_level", required=False))
+    position = tuple_(col(Case.created_at), col(Case.id))
+    if after:
+        bound = tuple_(
+            bindparam("after_created_at", required=False, type_=Case.__table__.c.created_at.type),  # type: ignore[attr-defined]
+            bindparam("after_id", required=False, type_=Case.__table__.c.id.type),  # type: ignore[attr-defined]
+        )
+        stmt = stmt.where(position > bound)
+    return stmt.order_by(col(Case.created_at), col(Case.id)).limit(_LIMIT)
+
+
+_READ = Prepared(_build_read)
+_PEOPLE = Prepared(_build_people)
+_LIST = Prepared(_build_list)
+
+
+def get_case(session: Session, actor: Actor, case_id: uuid.UUID) -> CasePublic:
+    """One case with its people, if the caller may see it."""
+    raw = Raw(session)
+    row = _READ.row(raw, actor, {"case_id": case_id})
+    if row is None:
+        raise NotFound("case", case_id)
+    subject_id = raw.to_uuid(row[9])
+    audit.record(
+        session,
+        actor,
+        AuditAction.CASE_READ,
+        resource_type="case",
+        resource_id=case_id,
+        case_id=case_id,
+        person_id=subject_id,
+    )
+    people = [
+        CasePersonPublic(person_id=raw.to_uuid(p), role=r, given_name=g, family_name=f)
+        for p, r, g, f in _PEOPLE.rows(raw, actor, {"case_id": case_id})
+    ]
+    return CasePublic(
+        id=case_id,
+        panel_id=raw.to_uuid(row[1]),
+        panel_type=row[2],
+        reference=row[3],
+        status=CaseStatus(row[4]),
+        stage=row[5],
+        risk_level=row[6],
+        lead_agency_id=raw.to_uuid(row[7]),
+        keyworker_user_id=raw.to_uuid(row[8]),
+        subject_person_id=subject_id,
+        people=people,
+        is_repeat=bool(row[10]),
+        repeat_of_case_id=raw.to_uuid(row[11]),
+        opened_at=raw.to_timestamp(row[12]),
+        last_heard_at=raw.to_timestamp(row[13]),
+        closed_at=raw.to_timestamp(row[14]),
+        close_reason=row[15],
+        version=row[16],
+    )
+
+
+def list_cases(
+    session: Session,
+    actor: Actor,
+    panel_id: uuid.UUID | None,
+    status: CaseStatus | None,
+    risk_level: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[CaseSummary], str | None]:
+    """Cases the caller may see, oldest first."""
+    params: dict[str, Any] = {
+        "panel_id": panel_id,
+        "status": status.value if status is not None else None,
+        "risk_level": risk_level,
+        "limit": limit + 1,
+    }
+    if cursor:
+        params["after_created_at"], params["after_id"] = decode_cursor(cursor, _CURSOR_KINDS)
+    variant = (panel_id is not None, status is not None, risk_level is not None, bool(cursor))
+    raw = Raw(session)
+    rows = _LIST.rows(raw, actor, params, variant)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = encode_cursor([raw.to_timestamp(last[9]), raw.to_uuid(last[0])])
+    # Ids as the driver returns them (UUIDs, or 32 hex digits on SQLite): pydantic parses
+    # either, faster than uuid.UUID() here.
+    items = [
+        CaseSummary(
+            id=r[0],
+            panel_id=r[1],
+            reference=r[2],
+            status=r[3],
+            stage=r[4],
+            risk_level=r[5],
+            is_repeat=bool(r[6]),
+            opened_at=raw.to_timestamp(r[7]),
+            version=r[8],
+        )
+        for r in rows
+    ]
+    audit.record(
+        session,
+        actor,
+        AuditAction.CASE_LIST,
+        resource_type="case",
+        detail={"returned": len(items), "case_ids": [str(c.id) for c in items]},
+    )
+    return items, next_cursor
