@@ -128,7 +128,16 @@ def test_an_action_set_in_conference_is_carried_out_by_its_agency(
         for e in events
         if e.action != "access.refused"
     )
-    del listing_id
+    # The minutes of the case show the actions this conference set, as they stand.
+    ok(
+        client.put(
+            conf_url(conference, f"/minutes/{listing_id}"),
+            json={"decisions": "Address to be flagged"},
+            headers=w.coord,
+        )
+    )
+    (entry,) = ok(client.get(conf_url(conference, "/minutes"), headers=w.coord))["entries"]
+    assert [(a["id"], a["status"]) for a in entry["actions_set"]] == [(action["id"], "not_done")]
 
 
 def test_a_stale_etag_is_refused_and_no_update_is_lost(

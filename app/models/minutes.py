@@ -8,8 +8,10 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
+from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
+from app.models.action import ActionSummary
 from app.models.base import created_at_field, forbid_nulls, id_field, timestamp_field
 
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20000)]
@@ -109,6 +111,9 @@ class MinutesEntryPublic(BaseModel):
     version: int | None
     updated_at: datetime | None
     amendments: list[AmendmentPublic]
+    actions_set: list[ActionSummary] = PydanticField(
+        description="The actions this conference set for the case, as they stand now"
+    )
 
 
 class MinutesPublic(BaseModel):

@@ -15,6 +15,7 @@ from app.actor import Actor
 from app.audit import AuditAction
 from app.errors import Conflict, Forbidden
 from app.etags import check_if_match
+from app.models.action import Action, ActionSummary
 from app.models.base import utcnow
 from app.models.case import Case
 from app.models.conference import Conference, ConferenceStatus, Listing
@@ -30,6 +31,7 @@ from app.models.minutes import (
 )
 from app.models.panel import MANAGING_ROLES
 from app.policies import visible_cases
+from app.services import actions
 from app.services.conferences import managed, require_acknowledged, visible, visible_listing
 from app.services.panels import panel_role_of
 
@@ -60,6 +62,16 @@ def _entries(
             .order_by(col(MinutesAmendment.created_at), col(MinutesAmendment.id))
         ):
             amendments[amendment.entry_id].append(amendment)
+    set_here: dict[uuid.UUID, list[ActionSummary]] = defaultdict(list)
+    case_ids = [listing.case_id for listing, _, _ in rows]
+    if case_ids:
+        agreed = session.scalars(
+            select(Action)
+            .where(col(Action.conference_id) == conference.id, col(Action.case_id).in_(case_ids))
+            .order_by(col(Action.created_at), col(Action.id))
+        ).all()
+        for summary in actions.summaries(session, agreed):
+            set_here[summary.case_id].append(summary)
     out = []
     for listing, reference, entry in rows:
         texts = {f.value: getattr(entry, f.value) if entry else None for f in MinutesField}
@@ -75,6 +87,7 @@ def _entries(
                 amendments=[AmendmentPublic.model_validate(a) for a in amendments.get(entry.id, [])]
                 if entry
                 else [],
+                actions_set=set_here[listing.case_id],
                 **texts,
             )
         )
