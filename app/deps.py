@@ -152,7 +152,9 @@ class UnitOfWork:
                     _commit(session, transaction)
                     raise
                 session.close()
-                transaction.rollback()
+                # A failed flush has already rolled the unit back through the Session.
+                if transaction.is_active:
+                    transaction.rollback()
                 transaction = self.db.begin(connection)
                 audit.record(
                     session,

@@ -1,0 +1,217 @@
+"""The unit of work (app.deps.UnitOfWork): one transaction per service call, whether the
+service uses the ORM, the driver (app.rawsql) or both; refusals and conflicts roll the work
+back and are audited; a refusal that keeps its changes commits them.
+
+Each test runs twice: inside the test's rolled-back transaction (the unit takes a savepoint,
+as in every other test) and on a database of its own with real commits (the unit owns the
+transaction, as in production)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI, Request
+from sqlalchemy import func, make_url, select
+from sqlalchemy.orm import Session
+from sqlmodel import col
+
+from app import audit
+from app.actor import Actor, RequestMeta
+from app.audit import AuditAction
+from app.config import Settings
+from app.db import Database, create_db_engine
+from app.deps import UnitOfWork
+from app.errors import Conflict, DomainError, OAuthError
+from app.main import create_app
+from app.models.agency import Agency, AgencyKind
+from app.models.audit import AuditEvent
+from app.models.person import PersonIdentifier
+from app.rawsql import Raw
+from tests.conftest import _fresh_server_database, migrate
+
+ROUTE = "POST /test/unit-of-work"
+
+
+@pytest.fixture(scope="module")
+def committing(
+    settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[FastAPI, str]]:
+    """An app on a migrated database of its own, whose units of work really commit."""
+    if settings.is_sqlite:
+        url = f"sqlite:///{tmp_path_factory.mktemp('uow') / 'uow.db'}"
+    else:
+        parsed = make_url(settings.database_url)
+        url = parsed.set(database=f"{parsed.database}_uow").render_as_string(hide_password=False)
+        _fresh_server_database(url)
+    engine = create_db_engine(Settings(database_url=url))
+    with engine.begin() as conn:
+        migrate(conn)
+    database = Database(engine, inline=settings.is_sqlite)
+    yield create_app(settings, database), url
+    database.dispose()
+
+
+@pytest.fixture(params=["savepoint", "commit"])
+def where(
+    request: pytest.FixtureRequest, app: FastAPI, session: Session
+) -> Iterator[tuple[FastAPI, Session]]:
+    """The app to run units on, and a session that sees what they leave behind."""
+    if request.param == "savepoint":
+        yield app, session
+        return
+    committing, url = request.getfixturevalue("committing")
+    # Its own engine: on SQLite the app's units share one persistent connection.
+    engine = create_db_engine(Settings(database_url=url))
+    with Session(bind=engine, expire_on_commit=False) as own:
+        yield committing, own
+    engine.dispose()
+
+
+def _run(app: FastAPI, fn: Callable[..., Any], request_id: str = "unit-of-work-test") -> Any:
+    request = Request(
+        {
+            "type": "http",
+            "method": "POST",
+            "path": "/test/unit-of-work",
+            "raw_path": b"/test/unit-of-work",
+            "query_string": b"",
+            "headers": [],
+            "client": ("127.0.0.1", 1234),
+            "server": ("testserver", 80),
+            "scheme": "http",
+            "root_path": "",
+            "path_params": {},
+            "app": app,
+        }
+    )
+    uow = UnitOfWork(request, RequestMeta(request_id=request_id))
+    return asyncio.run(uow(fn))
+
+
+def _agencies_named(session: Session, name: str) -> int:
+    session.rollback()  # a fresh snapshot
+    return session.scalar(select(func.count()).where(col(Agency.name) == name)) or 0
+
+
+def _refusals(session: Session, request_id: str) -> list[tuple[str, Any]]:
+    """The refusals audited for one request: (outcome, detail) each."""
+    session.rollback()  # a fresh snapshot
+    rows = session.execute(
+        select(col(AuditEvent.outcome), col(AuditEvent.detail)).where(
+            col(AuditEvent.action) == AuditAction.ACCESS_REFUSED.value,
+            col(AuditEvent.request_id) == request_id,
+        )
+    )
+    return [(outcome, detail) for outcome, detail in rows]
+
+
+def _add_agency(session: Session, name: str) -> Agency:
+    agency = Agency(name=name, kind=AgencyKind.POLICE.value)
+    session.add(agency)
+    return agency
+
+
+def test_orm_changes_are_committed_without_an_explicit_flush(
+    where: tuple[FastAPI, Session],
+) -> None:
+    app, session = where
+    name = f"UoW {uuid.uuid4().hex[:8]}"
+    _run(app, lambda s, _actor: _add_agency(s, name))
+    assert _agencies_named(session, name) == 1
+
+
+def test_a_conflict_in_a_flush_rolls_back_driver_and_orm_writes_and_is_audited(
+    where: tuple[FastAPI, Session],
+) -> None:
+    app, session = where
+    name = f"UoW {uuid.uuid4().hex[:8]}"
+    events_before = session.scalar(select(func.count()).select_from(AuditEvent))
+    session.rollback()  # release SQLite's write lock before the unit runs
+
+    def service(s: Session, actor: Actor) -> None:
+        audit.record(s, actor, AuditAction.AGENCY_READ, resource_type="agency")  # driver
+        _add_agency(s, name)
+        s.flush()
+        # Nobody's identifier: both foreign keys fail, an IntegrityError in the flush.
+        s.add(PersonIdentifier(person_id=uuid.uuid4(), agency_id=uuid.uuid4(), identifier="x"))
+        s.flush()
+
+    with pytest.raises(Conflict):
+        _run(app, service, name)
+    assert _agencies_named(session, name) == 0
+    assert _refusals(session, name) == [("conflict", {"route": ROUTE, "status": 409})]
+    # Only the refusal was kept: the read event written before the conflict was rolled back.
+    assert session.scalar(select(func.count()).select_from(AuditEvent)) == events_before + 1
+
+
+def test_a_conflict_from_the_driver_rolls_back_orm_writes_and_is_audited(
+    where: tuple[FastAPI, Session],
+) -> None:
+    app, session = where
+    name = f"UoW {uuid.uuid4().hex[:8]}"
+    existing = _add_agency(session, f"UoW existing {uuid.uuid4().hex[:8]}")
+    session.commit()
+
+    def service(s: Session, _actor: Actor) -> None:
+        _add_agency(s, name)
+        s.flush()
+        raw = Raw(s)
+        raw.run(
+            "INSERT INTO agency (id, name, kind, is_active, version, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (raw.id(existing.id), "dup", "police", True, 1, raw.timestamp(existing.created_at)),
+        )
+
+    with pytest.raises(Conflict):
+        _run(app, service, name)
+    assert _agencies_named(session, name) == 0
+    assert _refusals(session, name) == [("conflict", {"route": ROUTE, "status": 409})]
+
+
+def test_a_refusal_rolls_back_the_work_and_is_audited(where: tuple[FastAPI, Session]) -> None:
+    app, session = where
+    name = f"UoW {uuid.uuid4().hex[:8]}"
+
+    def service(s: Session, _actor: Actor) -> None:
+        _add_agency(s, name)
+        s.flush()
+        raise DomainError("no")
+
+    with pytest.raises(DomainError):
+        _run(app, service, name)
+    assert _agencies_named(session, name) == 0
+    assert _refusals(session, name) == [("invalid", {"route": ROUTE, "status": 400})]
+
+
+def test_a_refusal_that_keeps_its_changes_commits_them(where: tuple[FastAPI, Session]) -> None:
+    app, session = where
+    name = f"UoW {uuid.uuid4().hex[:8]}"
+
+    def service(s: Session, _actor: Actor) -> None:
+        _add_agency(s, name)
+        raise OAuthError("invalid_grant", "kept")
+
+    with pytest.raises(OAuthError):
+        _run(app, service, name)
+    assert _agencies_named(session, name) == 1
+    assert _refusals(session, name) == []
+
+
+def test_a_conflict_in_the_final_flush_rolls_back_and_is_audited(
+    where: tuple[FastAPI, Session],
+) -> None:
+    app, session = where
+    name = f"UoW {uuid.uuid4().hex[:8]}"
+
+    def service(s: Session, _actor: Actor) -> None:
+        _add_agency(s, name)
+        s.add(PersonIdentifier(person_id=uuid.uuid4(), agency_id=uuid.uuid4(), identifier="x"))
+
+    with pytest.raises(Conflict):
+        _run(app, service, name)
+    assert _agencies_named(session, name) == 0
+    assert _refusals(session, name) == [("conflict", {"route": ROUTE, "status": 409})]
