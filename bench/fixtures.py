@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlmodel import col
 
 from app import audit
@@ -311,6 +311,17 @@ def seed(settings: Settings, *, cases: int = 0) -> Fixture:
     try:
         for seeder in SEEDERS:
             seeder(settings, db, fixture)
+        analyze(db)
     finally:
         db.dispose()
     return fixture
+
+
+def analyze(db: Database) -> None:
+    """Gather planner statistics, as a live database has them (PostgreSQL's autovacuum does
+    it after bulk changes, but not within seconds of a bulk load): without them PostgreSQL
+    plans the agenda's suggestions over 10,000 freshly inserted cases as if the tables were
+    empty (6 ms a query instead of 0.2 ms)."""
+    with db.session() as session:
+        session.execute(text("ANALYZE"))
+        session.commit()
