@@ -380,3 +380,29 @@ def test_action_input_is_validated_and_nothing_is_saved(
     after = ok(client.get(f"/api/v1/actions/{action['id']}", headers=w.coord))
     assert after["version"] == 1 and len(after["history"]) == 1
     ok(set_status(client, w.coord, conference, "concluded"))
+
+
+def test_correcting_why_an_action_was_not_done_is_kept_in_its_history(
+    client: TestClient, session: Session, security: Security
+) -> None:
+    w = world(session, security)
+    case = new_case(client, w)
+    action = set_action(client, w, case["id"], w.police.id)
+    ok(update(client, w.rep, action, status="not_done", not_done_reason="agency_did_not_act"))
+    corrected = ok(
+        update(
+            client,
+            w.coord,
+            action,
+            '"2"',
+            status="not_done",
+            not_done_reason="overtaken_by_events",
+            note="Perpetrator recalled to prison",
+        )
+    )
+    assert corrected["not_done_reason"] == "overtaken_by_events" and corrected["version"] == 3
+    last = corrected["history"][-1]
+    assert last["changes"]["not_done"] == [
+        ["agency_did_not_act", None],
+        ["overtaken_by_events", None],
+    ]

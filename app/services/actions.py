@@ -416,8 +416,12 @@ def update_action(
             case_id=action.case_id,
         )
     status_from = action.status
+    outcome = (action.not_done_reason, action.not_done_detail)
     changes = _apply_terms(session, action, data, case)
     _apply_status(action, data, manages)
+    if (action.not_done_reason, action.not_done_detail) != outcome:
+        # A coordinator correcting why an action was not done: a change like any other.
+        changes["not_done"] = [list(outcome), [action.not_done_reason, action.not_done_detail]]
     if changes or action.status != status_from or data.note:
         _history(session, actor, action, note=data.note, status_from=status_from, changes=changes)
         action.version += 1
