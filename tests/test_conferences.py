@@ -137,6 +137,7 @@ def test_a_dv_marac_conference_from_scheduling_to_amended_minutes(
     assert datetime.fromisoformat(heard["last_heard_at"]) == datetime.fromisoformat(
         conference["starts_at"]
     )
+    assert heard["version"] == first["version"] + 1  # a changed case has a new ETag
 
     # Only the chair finalises, and only when every listed case has its minutes.
     problem(client.post(conf_url(conference, "/finalise"), headers=w.coord), 403)
@@ -388,6 +389,10 @@ def test_conference_input_is_validated_and_nothing_is_saved(
         "chair_user_id": str(w.chair_user.id),
     }
     rep_user, _ = person_headers(session, security, w.police, w.panel, "representative")
+    # A chair who has left: still holding the role, but deactivated.
+    gone, _ = person_headers(session, security, w.council, w.panel, "chair")
+    gone.is_active = False
+    session.commit()
     for bad in (
         {**base, "starts_at": "2026-12-01T10:00:00"},  # no offset
         {**base, "starts_at": "2500-01-01T10:00:00+00:00"},
@@ -396,6 +401,7 @@ def test_conference_input_is_validated_and_nothing_is_saved(
         {**base, "online_link": "not a url"},
         {**base, "chair_user_id": str(rep_user.id)},  # not a chair or coordinator
         {**base, "chair_user_id": str(uuid.uuid4())},
+        {**base, "chair_user_id": str(gone.id)},
         {**base, "surprise": True},
         {k: v for k, v in base.items() if k != "chair_user_id"},
     ):

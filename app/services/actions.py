@@ -36,6 +36,7 @@ from app.models.panel import MANAGING_ROLES, PanelMember, PanelRoleName
 from app.models.user import User
 from app.pagination import paginate
 from app.policies import visible_actions, visible_cases, visible_conferences
+from app.services.case_reads import visible_case
 from app.services.panels import panel_role_of
 
 # A conference sets actions while it sits and until its minutes are finalised.
@@ -166,19 +167,11 @@ def _check_due(due: date) -> None:
         )
 
 
-def _visible_case(session: Session, actor: Actor, case_id: uuid.UUID, *, lock: bool) -> Case:
-    stmt = select(Case).where(col(Case.id) == case_id, visible_cases(actor))
-    case = session.scalars(stmt.with_for_update() if lock else stmt).first()
-    if case is None:
-        raise NotFound("case", case_id)
-    return case
-
-
 def create_action(
     session: Session, actor: Actor, case_id: uuid.UUID, data: ActionCreate
 ) -> ActionPublic:
     """Set an action for a case: in a conference it is listed on, or between meetings."""
-    case = _visible_case(session, actor, case_id, lock=True)
+    case = visible_case(session, actor, case_id, for_update=True)
     if panel_role_of(session, actor, case.panel_id) not in MANAGING_ROLES:
         raise Forbidden(
             "Only the panel's coordinator or chair may set actions",
@@ -281,7 +274,7 @@ def case_actions(
     session: Session, actor: Actor, case_id: uuid.UUID, status: ActionStatus | None
 ) -> list[ActionSummary]:
     """Every action of a case the caller may see: its action plan."""
-    case = _visible_case(session, actor, case_id, lock=False)
+    case = visible_case(session, actor, case_id)
     stmt = select(Action).where(col(Action.case_id) == case.id)
     if status is not None:
         stmt = stmt.where(col(Action.status) == status.value)

@@ -18,14 +18,15 @@ from sqlmodel import col
 from app import audit
 from app.actor import Actor, ActorKind
 from app.audit import AuditAction
-from app.errors import Forbidden, NotFound
+from app.errors import Forbidden
 from app.models.base import utcnow
 from app.models.conference import CalendarFeed, Conference, ConferenceStatus, ScheduleChange
 from app.models.panel import Panel
 from app.models.user import User
-from app.policies import member_panel_ids, visible_conferences
+from app.policies import visible_conferences
 from app.security import FEED_TTL_SECONDS, Security
 from app.services.conferences import visible
+from app.services.panels import member_panel
 
 FEED_PAST = timedelta(days=366)
 FEED_MAX = 500
@@ -97,11 +98,7 @@ def conference_ics(session: Session, actor: Actor, conference_id: uuid.UUID) -> 
 
 def panel_ics(session: Session, actor: Actor, panel_id: uuid.UUID) -> bytes:
     """The panel's conferences from a year ago on, for a calendar subscription."""
-    panel = session.scalars(
-        select(Panel).where(col(Panel.id) == panel_id, col(Panel.id).in_(member_panel_ids(actor)))
-    ).first()
-    if panel is None:
-        raise NotFound("panel", panel_id)
+    panel = member_panel(session, actor, panel_id)
     conferences = session.scalars(
         select(Conference)
         .where(
@@ -131,11 +128,7 @@ def feed_link(
     factor changes, the user is deactivated or leaves the panel."""
     if actor.kind is not ActorKind.USER:
         raise Forbidden("Calendar feed links are for people; systems send their bearer token")
-    panel = session.scalars(
-        select(Panel).where(col(Panel.id) == panel_id, col(Panel.id).in_(member_panel_ids(actor)))
-    ).first()
-    if panel is None:
-        raise NotFound("panel", panel_id)
+    panel = member_panel(session, actor, panel_id)
     epoch = session.scalar(select(col(User.auth_epoch)).where(col(User.id) == actor.id))
     assert epoch is not None
     token = security.create_feed_token(actor.required_id, panel.id, epoch)

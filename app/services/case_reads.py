@@ -35,6 +35,19 @@ from app.policies import visible_cases
 from app.prepared import Prepared, Query
 from app.rawsql import Raw
 
+
+def visible_case(
+    session: Session, actor: Actor, case_id: uuid.UUID, *, for_update: bool = False
+) -> Case:
+    """A case the caller may see, as an ORM object (for the services that change it); to
+    anyone else it does not exist (404)."""
+    stmt = select(Case).where(col(Case.id) == case_id, visible_cases(actor))
+    case = session.scalars(stmt.with_for_update() if for_update else stmt).first()
+    if case is None:
+        raise NotFound("case", case_id)
+    return case
+
+
 # Request values: named parameters, never values baked into a cached statement.
 _CASE_ID: BindParameter[Any] = bindparam("case_id", required=False)
 _LIMIT: BindParameter[Any] = bindparam("limit", required=False)

@@ -36,10 +36,10 @@ from app.models.user import User
 from app.panels import PANEL_TYPES
 from app.panels.base import ConsentRecord
 from app.panels.channel import support_consent_problems
-from app.policies import visible_cases
 from app.services import actions
 from app.services.case_reads import get_case as get_case
 from app.services.case_reads import list_cases as list_cases
+from app.services.case_reads import visible_case
 from app.services.panels import panel_role_of
 
 REFERRAL_PURPOSE = "referral_sharing"
@@ -175,16 +175,6 @@ def _audit(session: Session, actor: Actor, case: Case, action: AuditAction, **ex
     )
 
 
-def _visible(
-    session: Session, actor: Actor, case_id: uuid.UUID, *, for_update: bool = False
-) -> Case:
-    stmt = select(Case).where(col(Case.id) == case_id, visible_cases(actor))
-    case = session.scalars(stmt.with_for_update() if for_update else stmt).first()
-    if case is None:
-        raise NotFound("case", case_id)
-    return case
-
-
 def _public(session: Session, case: Case) -> CasePublic:
     rows = session.execute(
         select(
@@ -283,7 +273,7 @@ def update_case(
     session: Session, actor: Actor, case_id: uuid.UUID, data: CaseUpdate, if_match: str | None
 ) -> CasePublic:
     """Status, stage, risk level, lead agency, keyworker: the panel's managers only."""
-    case = _visible(session, actor, case_id, for_update=True)
+    case = visible_case(session, actor, case_id, for_update=True)
     role = _require_role(session, actor, case, MANAGING_ROLES, "coordinator or chair")
     check_if_match(if_match, case.version, "case", case.id)
     panel = session.get(Panel, case.panel_id)
@@ -349,7 +339,7 @@ def version_of(session: Session, case_id: uuid.UUID) -> int:
 
 def list_consents(session: Session, actor: Actor, case_id: uuid.UUID) -> list[Consent]:
     """Consent records of the case, newest first."""
-    case = _visible(session, actor, case_id)
+    case = visible_case(session, actor, case_id)
     rows = list(
         session.scalars(
             select(Consent)
@@ -366,7 +356,7 @@ CONSENT_RECORDERS = frozenset({*MANAGING_ROLES, PanelRoleName.REPRESENTATIVE.val
 
 def record_consent(session: Session, actor: Actor, case_id: uuid.UUID, data: ConsentIn) -> Consent:
     """Record consent (or the basis for sharing without it) for one person and purpose."""
-    case = _visible(session, actor, case_id)
+    case = visible_case(session, actor, case_id)
     _require_role(session, actor, case, CONSENT_RECORDERS, "coordinator, chair or representatives")
     on_case = session.scalar(
         select(col(CasePerson.person_id)).where(
@@ -409,7 +399,7 @@ def record_consent(session: Session, actor: Actor, case_id: uuid.UUID, data: Con
 
 def list_exclusions(session: Session, actor: Actor, case_id: uuid.UUID) -> list[CaseExclusion]:
     """Agencies kept out of this case (the panel's managers only)."""
-    case = _visible(session, actor, case_id)
+    case = visible_case(session, actor, case_id)
     _require_role(session, actor, case, MANAGING_ROLES, "coordinator or chair")
     rows = list(session.scalars(select(CaseExclusion).where(col(CaseExclusion.case_id) == case.id)))
     _audit(session, actor, case, AuditAction.EXCLUSION_LIST)
@@ -420,7 +410,7 @@ def add_exclusion(
     session: Session, actor: Actor, case_id: uuid.UUID, data: ExclusionIn
 ) -> CaseExclusion:
     """Keep an agency out of one case; from the next request it cannot see it at all."""
-    case = _visible(session, actor, case_id, for_update=True)
+    case = visible_case(session, actor, case_id, for_update=True)
     _require_role(session, actor, case, MANAGING_ROLES, "coordinator or chair")
     if data.agency_id == actor.agency_id:
         raise Conflict(
@@ -462,7 +452,7 @@ def remove_exclusion(
     session: Session, actor: Actor, case_id: uuid.UUID, agency_id: uuid.UUID
 ) -> None:
     """Let an excluded agency back into the case."""
-    case = _visible(session, actor, case_id, for_update=True)
+    case = visible_case(session, actor, case_id, for_update=True)
     _require_role(session, actor, case, MANAGING_ROLES, "coordinator or chair")
     exclusion = session.get(CaseExclusion, (case.id, agency_id))
     if exclusion is None:

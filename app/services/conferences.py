@@ -33,10 +33,10 @@ from app.models.conference import (
     ScheduleChangePublic,
 )
 from app.models.minutes import MinutesEntry
-from app.models.panel import MANAGING_ROLES, Panel, PanelMember, PanelRole
+from app.models.panel import MANAGING_ROLES, Panel
 from app.pagination import paginate
-from app.policies import member_panel_ids, visible_cases, visible_conferences
-from app.services.panels import panel_role_of
+from app.policies import visible_cases, visible_conferences
+from app.services.panels import member_panel, panel_role_of, user_role_on
 
 
 def audit_conference(
@@ -122,14 +122,10 @@ def _check_when(starts_at: datetime) -> None:
 
 def _check_chair(session: Session, panel_id: uuid.UUID, user_id: uuid.UUID) -> None:
     """A conference's chair holds the chair or coordinator role on its panel."""
-    role = session.scalar(
-        select(col(PanelRole.role))
-        .join(PanelMember, col(PanelMember.panel_id) == col(PanelRole.panel_id))
-        .where(col(PanelRole.panel_id) == panel_id, col(PanelRole.user_id) == user_id)
-    )
-    if role not in MANAGING_ROLES:
+    if user_role_on(session, panel_id, user_id) not in MANAGING_ROLES:
         raise Invalid(
-            "chair_user_id must hold the chair or coordinator role on the panel",
+            "chair_user_id must be an active user holding the chair or coordinator role on "
+            "the panel",
             field="chair_user_id",
         )
 
@@ -162,13 +158,7 @@ def public(session: Session, actor: Actor, conference: Conference) -> Conference
 
 def schedule(session: Session, actor: Actor, data: ConferenceCreate) -> ConferencePublic:
     """Schedule a conference of a panel the caller coordinates or chairs."""
-    panel = session.scalars(
-        select(Panel).where(
-            col(Panel.id) == data.panel_id, col(Panel.id).in_(member_panel_ids(actor))
-        )
-    ).first()
-    if panel is None:
-        raise NotFound("panel", data.panel_id)
+    panel = member_panel(session, actor, data.panel_id)
     if panel_role_of(session, actor, panel.id) not in MANAGING_ROLES:
         raise Forbidden(
             "Only the panel's coordinator or chair may schedule its conferences",
@@ -285,7 +275,8 @@ def _reschedule(
 
 
 def _hear_listed_cases(session: Session, conference: Conference) -> None:
-    """Concluding a conference means its listed cases were heard on its date."""
+    """Concluding a conference means its listed cases were heard on its date (a change to
+    each case, so its ETag moves on)."""
     session.execute(
         update(Case)
         .where(
@@ -293,7 +284,7 @@ def _hear_listed_cases(session: Session, conference: Conference) -> None:
                 select(col(Listing.case_id)).where(col(Listing.conference_id) == conference.id)
             )
         )
-        .values(last_heard_at=conference.starts_at)
+        .values(last_heard_at=conference.starts_at, version=col(Case.version) + 1)
         .execution_options(synchronize_session=False)
     )
 

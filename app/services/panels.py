@@ -33,6 +33,7 @@ from app.pagination import paginate
 from app.panels import PANEL_TYPES
 from app.panels.base import PanelConfig
 from app.permissions import Permission
+from app.policies import member_panel_ids
 
 _AUDITED = ("name", "area", "config", "is_active")
 
@@ -166,6 +167,35 @@ def update_panel(
         changes=delta,
     )
     return panel
+
+
+def member_panel(session: Session, actor: Actor, panel_id: uuid.UUID) -> Panel:
+    """A panel the caller takes part in; to anyone else it does not exist (404)."""
+    panel = session.scalars(
+        select(Panel).where(col(Panel.id) == panel_id, col(Panel.id).in_(member_panel_ids(actor)))
+    ).first()
+    if panel is None:
+        raise NotFound("panel", panel_id)
+    return panel
+
+
+def user_role_on(session: Session, panel_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
+    """Another user's role on a panel: held, the user active, their agency a member."""
+    role: str | None = session.scalar(
+        select(col(PanelRole.role))
+        .join(User, col(User.id) == col(PanelRole.user_id))
+        .join(
+            PanelMember,
+            (col(PanelMember.panel_id) == col(PanelRole.panel_id))
+            & (col(PanelMember.agency_id) == col(User.agency_id)),
+        )
+        .where(
+            col(PanelRole.panel_id) == panel_id,
+            col(PanelRole.user_id) == user_id,
+            col(User.is_active).is_(True),
+        )
+    )
+    return role
 
 
 def panel_role_of(session: Session, actor: Actor, panel_id: uuid.UUID) -> str | None:
