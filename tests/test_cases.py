@@ -388,16 +388,7 @@ def test_channel_support_plan_needs_parental_consent_for_an_under_18(
     publish_cases(client, w.coord, w.panel.id, w.chair_user.id, [cid])
 
     # The young person's own consent is not enough at 14.
-    r = client.post(
-        consents,
-        json={
-            "person_id": child,
-            "purpose": "support_plan",
-            "status": "given",
-            "given_by": "subject",
-        },
-        headers=w.rep,
-    )
+    r = client.post(consents, json=own_consent, headers=w.rep)
     assert r.status_code == 201, r.text
     problem = assert_problem(patch(client, w.coord, cid, {"stage": "support_plan"}), 409)
     assert "under 18" in problem["detail"]
