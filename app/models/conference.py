@@ -86,10 +86,11 @@ class Listing(SQLModel, table=True):
     """A case on a conference's agenda, in order."""
 
     __tablename__ = "listing"
+    # The unique constraint's index also serves "the listings of a conference".
     __table_args__ = (UniqueConstraint("conference_id", "case_id"),)
 
     id: uuid.UUID = id_field()
-    conference_id: uuid.UUID = Field(foreign_key="conference.id", index=True)
+    conference_id: uuid.UUID = Field(foreign_key="conference.id")
     case_id: uuid.UUID = Field(foreign_key="case_record.id", index=True)
     position: int
     added_by_id: uuid.UUID = Field(foreign_key="user_account.id")
@@ -105,10 +106,8 @@ class AttendanceStatus(StrEnum):
 class Attendance(SQLModel, table=True):
     """Who came for which agency, and when they acknowledged the confidentiality statement."""
 
-    __table_args__ = (
-        UniqueConstraint("conference_id", "agency_id", "attendee_name"),
-        Index("ix_attendance_conference_id", "conference_id"),
-    )
+    # The unique constraint's index also serves "the attendance of a conference".
+    __table_args__ = (UniqueConstraint("conference_id", "agency_id", "attendee_name"),)
 
     id: uuid.UUID = id_field()
     conference_id: uuid.UUID = Field(foreign_key="conference.id")

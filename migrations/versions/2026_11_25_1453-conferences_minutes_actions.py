@@ -104,8 +104,6 @@ def upgrade() -> None:
             name=op.f("uq_attendance_conference_id_agency_id_attendee_name"),
         ),
     )
-    with op.batch_alter_table("attendance", schema=None) as batch_op:
-        batch_op.create_index("ix_attendance_conference_id", ["conference_id"], unique=False)
 
     op.create_table(
         "case_action",
@@ -228,9 +226,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("listing", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_listing_case_id"), ["case_id"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_listing_conference_id"), ["conference_id"], unique=False
-        )
 
     op.create_table(
         "action_update",
@@ -361,7 +356,6 @@ def downgrade() -> None:
 
     op.drop_table("action_update")
     with op.batch_alter_table("listing", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_listing_conference_id"))
         batch_op.drop_index(batch_op.f("ix_listing_case_id"))
 
     op.drop_table("listing")
@@ -376,9 +370,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_case_action_case_id"))
 
     op.drop_table("case_action")
-    with op.batch_alter_table("attendance", schema=None) as batch_op:
-        batch_op.drop_index("ix_attendance_conference_id")
-
     op.drop_table("attendance")
     with op.batch_alter_table("conference", schema=None) as batch_op:
         batch_op.drop_index("ix_conference_panel_id_starts_at_id")
