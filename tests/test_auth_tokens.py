@@ -523,6 +523,24 @@ def test_token_from_an_older_epoch_is_refused(
     assert client.get(ME_URL, headers=bearer(token)).status_code == 200
 
 
+def test_a_token_accepted_before_is_refused_once_it_expires(
+    client: TestClient, session: Session, settings: Settings, user: User, monkeypatch: Any
+) -> None:
+    # Verified tokens are remembered: expiry must still be checked on every request.
+    now = int(time.time())
+    claims = access_claims(settings, f"user:{user.id}", user.auth_epoch, exp=now + 60)
+    token = str(jwt.encode(claims, settings.secret_key, algorithm="HS256"))
+    assert client.get(ME_URL, headers=bearer(token)).status_code == 200
+    assert client.get(ME_URL, headers=bearer(token)).status_code == 200
+
+    monkeypatch.setattr("app.security.time.time", lambda: now + 61.0)
+    r = client.get(ME_URL, headers=bearer(token))
+
+    assert_bearer_401(r)
+    assert 'error="invalid_token"' in r.headers["www-authenticate"]
+    assert one_event(session, "auth.token_rejected", r).outcome == "failure"
+
+
 # deactivation ----------------------------------------------------------------------------------
 def test_deactivating_a_user_stops_their_tokens_at_once(
     client: TestClient, session: Session, principals: Principals, user: User
