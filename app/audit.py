@@ -119,6 +119,14 @@ _INSERT_EVENT_QUEUED = (
     "WITH event AS (" + _INSERT_EVENT_RETURNING + ")"  # noqa: S608
     " INSERT INTO audit_unsealed (event_id) SELECT id FROM event"
 )
+_INSERT_EVENT_QUEUED_RETURNING = (
+    "WITH event AS (" + _INSERT_EVENT_RETURNING + "),"  # noqa: S608
+    " queued AS (INSERT INTO audit_unsealed (event_id) SELECT id FROM event)"
+    " SELECT id FROM event"
+)
+_SUBJECT_ROW = {True: "(?, ?, ?, ?)", False: "(?, ?, CAST(? AS uuid), CAST(? AS uuid))"}
+
+Subjects = Sequence[tuple[uuid.UUID, uuid.UUID | None]]
 
 
 def record(
@@ -133,9 +141,22 @@ def record(
     person_id: uuid.UUID | None = None,
     changes: dict[str, Any] | None = None,
     detail: dict[str, Any] | None = None,
+    subjects: Subjects | None = None,
 ) -> None:
-    """Append one audit event to the current transaction and queue it for sealing."""
+    """Append one audit event to the current transaction and queue it for sealing.
+
+    ``subjects``: for a read that showed several cases, the (case id, subject person id) of
+    each. They are sealed with the event (``detail["subjects"]``) and indexed in
+    ``audit_subject``, so "who saw this case" and "who saw this person" find the event; one
+    event per request however many cases it showed, so a page of fifty costs the sealer one
+    seal, not fifty.
+    """
     raw = Raw(session)
+    if subjects:
+        pairs = [[str(c), None if p is None else str(p)] for c, p in subjects]
+        detail = {**(detail or {}), "subjects": pairs}
+        if len(subjects) == 1 and case_id is None and person_id is None:
+            case_id, person_id = subjects[0]
     values = (
         raw.timestamp(utcnow()),
         actor.kind.value,
@@ -153,50 +174,31 @@ def record(
         raw.json(changes),
         raw.json(detail),
     )
-    if not raw.sqlite:
+    if not raw.sqlite and not subjects:
         raw.run(_INSERT_EVENT_QUEUED, values)
         return
-    row = raw.one(_INSERT_EVENT_RETURNING, values)
-    assert row is not None
-    raw.run("INSERT INTO audit_unsealed (event_id) VALUES (?)", (row[0],))
+    if raw.sqlite:
+        row = raw.one(_INSERT_EVENT_RETURNING, values)
+        assert row is not None
+        raw.run("INSERT INTO audit_unsealed (event_id) VALUES (?)", (row[0],))
+    else:
+        row = raw.one(_INSERT_EVENT_QUEUED_RETURNING, values)
+        assert row is not None
+    if subjects:
+        _index_subjects(raw, row[0], subjects)
 
 
-_EVENT_COLUMNS = (
-    "occurred_at, actor_type, actor_id, actor_agency_id, action, outcome, resource_type,"
-    " resource_id, case_id, person_id, purpose, source_ip, request_id, changes, detail"
-)
-_EVENT_ROW = "(" + ", ".join(["?"] * 15) + ")"
-
-
-def record_each(
-    session: Session,
-    actor: Actor,
-    action: AuditAction,
-    subjects: Sequence[tuple[uuid.UUID, uuid.UUID | None]],
-    *,
-    resource_type: str,
-    resource_id: uuid.UUID | None = None,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    """One event per case a read touched, ``subjects`` being (case id, subject person id)
-    pairs, so "who saw this person's records" finds every one. Two statements in all."""
-    if not subjects:
-        return
-    raw = Raw(session)
-    now = raw.timestamp(utcnow())
-    shared = (actor.kind.value, raw.id(actor.id), raw.id(actor.agency_id), action.value)
-    tail = (actor.meta.purpose, actor.meta.source_ip, actor.meta.request_id, None)
+def _index_subjects(raw: Raw, event_id: int, subjects: Subjects) -> None:
     params: list[Any] = []
-    for case_id, person_id in subjects:
-        params += (now, *shared, Outcome.SUCCESS.value, resource_type)
-        params += (None if resource_id is None else str(resource_id), raw.id(case_id))
-        params += (raw.id(person_id), *tail, raw.json(detail))
-    # Only placeholders are joined into these statements; every value is a parameter.
-    rows = ", ".join([_EVENT_ROW] * len(subjects))
-    insert = f"INSERT INTO audit_event ({_EVENT_COLUMNS}) VALUES {rows} RETURNING id"  # noqa: S608
-    ids = [row[0] for row in raw.all(insert, params)]
-    queue = "INSERT INTO audit_unsealed (event_id) VALUES " + ", ".join(["(?)"] * len(ids))  # noqa: S608
-    raw.run(queue, ids)
+    for position, (case_id, person_id) in enumerate(subjects):
+        params += (event_id, position, raw.id(case_id), raw.id(person_id))
+    # Typed, so that PostgreSQL reads an all-NULL column as uuid; only placeholders are joined.
+    row = _SUBJECT_ROW[raw.sqlite]
+    insert = (
+        "INSERT INTO audit_subject (event_id, position, case_id, person_id) VALUES "  # noqa: S608
+        + ", ".join([row] * len(subjects))
+    )
+    raw.run(insert, params)
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, exists, false, or_, select, true
@@ -147,14 +148,21 @@ def visible_actions(session: Session, actor: Actor) -> Any:
         return false()
     member = set(session.scalars(member_panel_ids(actor)))
     managed = set(session.scalars(managed_panel_ids(actor)))
+    return actions_of_panels(actor, sorted(managed), sorted(member - managed))
+
+
+def actions_of_panels(actor: Actor, managed: Sequence[Any], member_only: Sequence[Any]) -> Any:
+    """``visible_actions`` once the panels are known: every action of the ``managed`` ones,
+    the actor's agency's own on the others (``member_only``). The panel ids may be values or
+    bind parameters (``app.services.action_lists`` prepares this statement)."""
     branches: list[Any] = []
     if managed:
-        branches.append(col(Action.panel_id).in_(sorted(managed)))
-    if member - managed:
+        branches.append(col(Action.panel_id).in_(managed))
+    if member_only:
         branches.append(
             and_(
                 col(Action.owner_agency_id) == actor.agency_id,
-                col(Action.panel_id).in_(sorted(member - managed)),
+                col(Action.panel_id).in_(member_only),
             )
         )
     if not branches:

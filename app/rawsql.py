@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Connection
@@ -89,11 +89,14 @@ class Raw:
         return value.replace(tzinfo=None).strftime(_SQLITE_TS) if self.sqlite else value
 
     def param(self, value: Any) -> Any:
-        """Any parameter: ids and timestamps encoded as above, other values as they are."""
+        """Any parameter: ids, timestamps and dates as SQLAlchemy stores them, others as they
+        are."""
         if isinstance(value, uuid.UUID):
             return self.id(value)
         if isinstance(value, datetime):
             return self.timestamp(value)
+        if isinstance(value, date):
+            return value.isoformat() if self.sqlite else value
         return value
 
     def json(self, value: Any) -> Any:

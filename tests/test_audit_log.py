@@ -11,13 +11,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.models.agency import Agency
-from app.models.audit import AuditEvent, AuditSeal, AuditUnsealed
+from app.models.audit import AuditEvent, AuditSeal, AuditSubject, AuditUnsealed
 from app.services.audit_chain import chain_key, seal_pending
 from tests.builders import Principals
 
@@ -222,6 +222,21 @@ def test_the_database_refuses_to_change_audit_events(
     client: TestClient, session: Session, principals: Principals, statement: str
 ) -> None:
     client.get("/api/v1/me", headers=principals.member.headers)
+    with pytest.raises(DBAPIError, match="append-only"):
+        session.execute(text(statement))
+
+
+@pytest.mark.parametrize(
+    "statement", ["UPDATE audit_subject SET case_id = NULL", "DELETE FROM audit_subject"]
+)
+def test_the_database_refuses_to_change_the_index_of_what_a_read_showed(
+    client: TestClient, session: Session, principals: Principals, statement: str
+) -> None:
+    client.get("/api/v1/me", headers=principals.member.headers)
+    event_id = session.scalar(select(func.max(AuditEvent.id)))
+    session.execute(
+        insert(AuditSubject).values(event_id=event_id, position=0, case_id=uuid.uuid4())
+    )
     with pytest.raises(DBAPIError, match="append-only"):
         session.execute(text(statement))
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models.agency import AgencyKind
-from app.models.audit import AuditEvent
+from app.models.audit import AuditEvent, AuditSubject
 from app.permissions import Scope
 from app.security import Security
 from tests.builders import PASSWORD, bearer, client_token, make_agency, make_client, make_panel
@@ -170,13 +170,21 @@ def test_a_dv_marac_conference_from_scheduling_to_amended_minutes(
     assert circulated["entries"][1]["amendments"][0]["reason"] == "Typo"
     assert len(circulated["entries"][1]["amendments"]) == 1
 
-    # Every read of a case's minutes is audited with the case and its subject.
-    reads = session.scalars(
-        select(AuditEvent).where(
-            AuditEvent.action == "minutes.read", AuditEvent.case_id == uuid.UUID(first["id"])
+    # Every read of the minutes is audited with each case it showed and the case's subject.
+    reads = session.scalars(select(AuditEvent).where(AuditEvent.action == "minutes.read")).all()
+    assert reads
+    for event in reads:
+        assert [first["id"], first["subject_person_id"]] in (event.detail or {})["subjects"]
+    indexed = session.scalars(
+        select(AuditSubject.event_id)
+        .join(AuditEvent, AuditEvent.id == AuditSubject.event_id)
+        .where(
+            AuditEvent.action == "minutes.read",
+            AuditSubject.case_id == uuid.UUID(first["id"]),
+            AuditSubject.person_id == uuid.UUID(first["subject_person_id"]),
         )
     ).all()
-    assert reads and all(str(e.person_id) == first["subject_person_id"] for e in reads)
+    assert set(indexed) == {e.id for e in reads}
     amend_events = session.scalars(
         select(AuditEvent).where(AuditEvent.action == "minutes.amend")
     ).all()

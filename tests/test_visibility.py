@@ -50,14 +50,16 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx import Response
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from app.config import Settings
 from app.models.agency import Agency, AgencyKind
 from app.models.audit import AuditEvent
 from app.models.panel import Panel
 from app.permissions import Role, Scope
 from app.security import Security
+from app.services.audit_chain import chain_key, seal_pending
 from tests.builders import (
     bearer,
     client_token,
@@ -1319,7 +1321,7 @@ def test_every_read_and_refusal_is_audited_with_the_case_and_person(
     assert listed.status_code == 200
     listing = _last_event(session)
     assert listing.action == "case.list"
-    assert set((listing.detail or {})["case_ids"]) == _ids(listed)
+    assert {c for c, _ in (listing.detail or {})["subjects"]} == _ids(listed)
 
     rep = world.who[DV_REPRESENTATIVE]
     hidden = world.excluded
@@ -1350,6 +1352,50 @@ def test_every_read_and_refusal_is_audited_with_the_case_and_person(
     # An auditor can answer "who tried to see this case?" from the log.
     attempts = _events(session, "access.refused", resource_id=str(hidden.case_id))
     assert [e.actor_id for e in attempts] == [rep.id]
+
+
+def test_a_list_read_is_found_by_case_and_by_person_and_its_index_is_verified(
+    world: World, client: TestClient, session: Session, settings: Settings
+) -> None:
+    """A list read is one event naming every case it showed and each case's subject; the
+    auditor's "who saw this case / this person" finds it, and verification notices when the
+    index behind those filters no longer says what the sealed event says."""
+    case, subject = world.dv_accepted.case_id, world.dv_accepted.subject_id
+    coordinator, auditor = world.who[DV_COORDINATOR], world.who[AUDITOR]
+    listed = client.get(f"{API}/cases", headers=coordinator.headers)
+    assert str(case) in _ids(listed)
+    listing = _last_event(session)
+    shown = dict((listing.detail or {})["subjects"])
+    assert set(shown) == _ids(listed) and shown[str(case)] == str(subject)
+
+    def found(**params: str) -> list[int]:
+        r = client.get(f"{API}/audit/events", params=params, headers=auditor.headers)
+        assert r.status_code == 200, r.text
+        return [e["id"] for e in r.json()["items"]]
+
+    assert listing.id in found(case_id=str(case), action="case.list")
+    assert listing.id in found(person_id=str(subject), action="case.list")
+    # A case of another panel, which the DV coordinator's list cannot have shown.
+    assert str(world.other_case.case_id) not in shown
+    assert listing.id not in found(case_id=str(world.other_case.case_id), action="case.list")
+
+    key = chain_key(settings.secret_key, settings.audit_key)
+    while seal_pending(session, key):
+        pass
+    session.commit()
+    assert client.get(f"{API}/audit/verify", headers=auditor.headers).json()["ok"] is True
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("ALTER TABLE audit_subject DISABLE TRIGGER audit_subject_append_only"))
+    else:
+        session.execute(text("DROP TRIGGER audit_subject_no_delete"))
+    session.execute(
+        text("DELETE FROM audit_subject WHERE event_id = :id AND position = 0"), {"id": listing.id}
+    )
+    session.commit()
+    verdict = client.get(f"{API}/audit/verify", headers=auditor.headers).json()
+    assert verdict["ok"] is False
+    assert verdict["first_break"]["event_id"] == listing.id
+    assert "index" in verdict["first_break"]["reason"]
 
 
 def test_a_refusal_for_want_of_permission_names_who_and_which_case(

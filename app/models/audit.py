@@ -58,6 +58,28 @@ class AuditUnsealed(SQLModel, table=True):
     )
 
 
+class AuditSubject(SQLModel, table=True):
+    """The cases and people one event's read showed, one row each, so that "who saw this
+    case" and "who saw this person" find a list read as readily as a single read.
+
+    The same pairs are in the event's sealed ``detail["subjects"]``; this table is their
+    index, and verification checks the two agree.
+    """
+
+    __tablename__ = "audit_subject"
+    __table_args__ = (
+        Index("ix_audit_subject_case_id_event_id", "case_id", "event_id"),
+        Index("ix_audit_subject_person_id_event_id", "person_id", "event_id"),
+    )
+
+    event_id: int = Field(
+        sa_column=Column(Sequence, ForeignKey("audit_event.id"), primary_key=True)
+    )
+    position: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    case_id: uuid.UUID | None = Field(default=None)
+    person_id: uuid.UUID | None = Field(default=None)
+
+
 class AuditSeal(SQLModel, table=True):
     __tablename__ = "audit_seal"
 

@@ -16,7 +16,7 @@ from app.models.action import ActionCreate, ActionPatch, ActionPublic, ActionSta
 from app.openapi import AUTHED, READ_ONE, UPDATE, IdempotencyKey, IfMatch, created, problems
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.permissions import Permission
-from app.services import actions, idempotency
+from app.services import action_lists, actions, idempotency
 
 router = APIRouter(prefix="/api/v1/actions", tags=["actions"])
 on_cases = APIRouter(prefix="/api/v1/cases/{case_id}/actions", tags=["actions"])
@@ -38,7 +38,7 @@ async def list_actions(
     """Your agency's actions; every action of the panels you coordinate or chair. Soonest
     due first; `overdue=true`: open and past their due date (UK local date)."""
     items, next_cursor = await caller(
-        actions.list_actions, agency_id, panel_id, status, overdue, cursor, limit
+        action_lists.list_actions, agency_id, panel_id, status, overdue, cursor, limit
     )
     return Page(items=items, next_cursor=next_cursor)
 

@@ -4,7 +4,7 @@ carried out and reported on by the owning agency, every change kept as history."
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -34,7 +34,6 @@ from app.models.case import Case, CaseExclusion, CaseStatus
 from app.models.conference import Conference, ConferenceStatus, Listing
 from app.models.panel import MANAGING_ROLES, PanelMember, PanelRoleName
 from app.models.user import User
-from app.pagination import paginate
 from app.policies import visible_actions, visible_cases, visible_conferences
 from app.services.case_reads import visible_case
 from app.services.panels import panel_role_of
@@ -85,18 +84,6 @@ def _public(session: Session, action: Action) -> ActionPublic:
             "history": [ActionUpdatePublic.model_validate(h) for h in history],
         }
     )
-
-
-def _subjects(session: Session, case_ids: Iterable[uuid.UUID]) -> list[tuple[uuid.UUID, Any]]:
-    ids = set(case_ids)
-    if not ids:
-        return []
-    return [
-        (case_id, person_id)
-        for case_id, person_id in session.execute(
-            select(col(Case.id), col(Case.subject_person_id)).where(col(Case.id).in_(ids))
-        ).all()
-    ]
 
 
 def _audit(session: Session, actor: Actor, action: Action, what: AuditAction, **extra: Any) -> None:
@@ -232,42 +219,6 @@ def create_action(
         changes={"owner_agency_id": str(action.owner_agency_id), "due_date": str(action.due_date)},
     )
     return _public(session, action)
-
-
-def list_actions(
-    session: Session,
-    actor: Actor,
-    agency_id: uuid.UUID | None,
-    panel_id: uuid.UUID | None,
-    status: ActionStatus | None,
-    overdue: bool | None,
-    cursor: str | None,
-    limit: int,
-) -> tuple[list[ActionSummary], str | None]:
-    """An agency's own actions; every action of the panels one runs. Soonest due first."""
-    stmt = select(Action).where(visible_actions(session, actor))
-    if agency_id is not None:
-        stmt = stmt.where(col(Action.owner_agency_id) == agency_id)
-    if panel_id is not None:
-        stmt = stmt.where(col(Action.panel_id) == panel_id)
-    if status is not None:
-        stmt = stmt.where(col(Action.status) == status.value)
-    if overdue is True:
-        stmt = stmt.where(overdue_clause(today()))
-    elif overdue is False:
-        stmt = stmt.where(~overdue_clause(today()))
-    keys = [(col(Action.due_date), date), (col(Action.id), uuid.UUID)]
-    rows, next_cursor = paginate(session, stmt, keys, cursor, limit)
-    audit.record_each(
-        session,
-        actor,
-        AuditAction.ACTION_LIST,
-        _subjects(session, (a.case_id for a in rows)),
-        resource_type="action",
-    )
-    if not rows:
-        audit.record(session, actor, AuditAction.ACTION_LIST, resource_type="action")
-    return summaries(session, rows), next_cursor
 
 
 def case_actions(

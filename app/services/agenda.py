@@ -111,12 +111,16 @@ _SUGGESTED = (
     col(Case.opened_at),
     col(Case.created_at),
     col(Case.last_heard_at),
+    col(Case.subject_person_id),
 )
 
 
-def _suggestions(session: Session, actor: Actor, conference: Conference) -> list[Suggestion]:
+def _suggestions(
+    session: Session, actor: Actor, conference: Conference
+) -> tuple[list[Suggestion], audit.Subjects]:
     """For the panel's managers: its open cases not listed on an upcoming conference that
-    await their first hearing or have overdue actions, oldest first.
+    await their first hearing or have overdue actions, oldest first; and the (case, subject)
+    pairs they show, for the audit event.
 
     Two bounded queries (each walks an index in order and stops at SUGGESTIONS_SHOWN), then
     the overdue counts of just the cases shown."""
@@ -198,31 +202,28 @@ def _suggestions(session: Session, actor: Actor, conference: Conference) -> list
                 overdue_actions=counts.get(case.id, 0),
             )
         )
-    return out
+    return out, [(case.id, case.subject_person_id) for case in shown]
 
 
 def _agenda(session: Session, actor: Actor, conference: Conference) -> AgendaPublic:
-    """The agenda as the caller may see it; audited once per case it shows."""
+    """The agenda as the caller may see it, audited with every case it shows."""
     manages = panel_role_of(session, actor, conference.panel_id) in MANAGING_ROLES
     items = (
         _listings(session, actor, conference, manages)
         if manages or conference.agenda_published_at is not None
         else []
     )
-    suggestions = (
+    suggestions, suggested = (
         _suggestions(session, actor, conference)
         if manages and conference.status in UPCOMING
-        else None
+        else (None, [])
     )
-    if not items:
-        audit_conference(session, actor, conference, AuditAction.AGENDA_READ)
-    audit.record_each(
+    audit_conference(
         session,
         actor,
+        conference,
         AuditAction.AGENDA_READ,
-        [(item.case_id, item.subject_person_id) for item in items],
-        resource_type="conference",
-        resource_id=conference.id,
+        subjects=[*((item.case_id, item.subject_person_id) for item in items), *suggested],
     )
     return AgendaPublic(
         conference_id=conference.id,

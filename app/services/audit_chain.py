@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from app.models.audit import (
     AuditEvent,
     AuditSeal,
+    AuditSubject,
     AuditUnsealed,
     AuditVerification,
     ChainBreak,
@@ -36,6 +37,7 @@ _VERIFY_BATCH = 5000
 _ev = AuditEvent.__table__  # type: ignore[attr-defined]
 _seal = AuditSeal.__table__  # type: ignore[attr-defined]
 _queue = AuditUnsealed.__table__  # type: ignore[attr-defined]
+_subject = AuditSubject.__table__  # type: ignore[attr-defined]
 
 CONTENT_COLUMNS = (
     "id",
@@ -143,8 +145,9 @@ def verify_chain(session: Session, key: bytes) -> AuditVerification:
         ).all()
         if not rows:
             break
+        indexed = _indexed_subjects(session, [row.id for row in rows if row.id is not None])
         for row in rows:
-            first_break = _check(row, expected, prev, key)
+            first_break = _check(row, expected, prev, key) or _check_subjects(row, indexed)
             if first_break is not None:
                 break
             expected, prev = expected + 1, row.hash
@@ -182,6 +185,33 @@ def _check(row: Row[Any], expected: int, prev: str, key: bytes) -> ChainBreak | 
             reason="event content does not match its seal (altered after it was recorded)",
         )
     return None
+
+
+def _indexed_subjects(session: Session, event_ids: list[int]) -> dict[int, list[list[Any]]]:
+    """The ``audit_subject`` rows of these events, as the events' sealed detail lists them."""
+    found: dict[int, list[list[Any]]] = {}
+    if not event_ids:
+        return found
+    for event_id, case_id, person_id in session.execute(
+        select(_subject.c.event_id, _subject.c.case_id, _subject.c.person_id)
+        .where(_subject.c.event_id.in_(event_ids))
+        .order_by(_subject.c.event_id, _subject.c.position)
+    ):
+        found.setdefault(event_id, []).append([_canonical(case_id), _canonical(person_id)])
+    return found
+
+
+def _check_subjects(row: Row[Any], indexed: dict[int, list[list[Any]]]) -> ChainBreak | None:
+    """The index of who saw what must say what the sealed event says: a row deleted from it
+    would hide a read from "who saw this case", one added would invent one."""
+    detail = row.detail if isinstance(row.detail, dict) else {}
+    if indexed.get(row.id, []) == detail.get("subjects", []):
+        return None
+    return ChainBreak(
+        chain_index=row.chain_index,
+        event_id=row.id,
+        reason="the case and person index does not match the event's sealed subjects",
+    )
 
 
 def _orphan_break(session: Session) -> ChainBreak | None:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -20,7 +20,7 @@ from app.actor import Actor
 from app.audit import AuditAction
 from app.config import Settings
 from app.errors import Invalid
-from app.models.audit import AuditEvent, AuditVerification
+from app.models.audit import AuditEvent, AuditSubject, AuditVerification
 from app.pagination import paginate
 from app.services.audit_chain import CONTENT_COLUMNS, chain_key, verify_chain
 
@@ -50,8 +50,6 @@ class AuditFilter:
         pairs: list[tuple[Any, Any]] = [
             (e.actor_id, self.actor_id),
             (e.actor_agency_id, self.agency_id),
-            (e.person_id, self.person_id),
-            (e.case_id, self.case_id),
             (e.resource_type, self.resource_type),
             (e.resource_id, self.resource_id),
             (e.action, self.action.value if self.action else None),
@@ -60,6 +58,15 @@ class AuditFilter:
         for column, value in pairs:
             if value is not None:
                 stmt = stmt.where(column == value)
+        # A case or person is found on the event itself, or among the subjects of a read
+        # that showed several (``audit_subject``).
+        for column, subject_column, value in (
+            (e.case_id, AuditSubject.case_id, self.case_id),
+            (e.person_id, AuditSubject.person_id, self.person_id),
+        ):
+            if value is not None:
+                shown = select(col(AuditSubject.event_id)).where(col(subject_column) == value)
+                stmt = stmt.where(or_(col(column) == value, col(e.id).in_(shown)))
         if self.since is not None:
             stmt = stmt.where(col(e.occurred_at) >= self.since)
         if self.until is not None:

@@ -109,6 +109,7 @@ def _build_list(actor: Actor, variant: Hashable) -> Query:
         col(Case.opened_at),
         col(Case.version),
         col(Case.created_at),
+        col(Case.subject_person_id),
     ).where(visible_cases(actor))
     if by_panel:
         stmt = stmt.where(col(Case.panel_id) == bindparam("panel_id", required=False))
@@ -220,6 +221,7 @@ def list_cases(
         actor,
         AuditAction.CASE_LIST,
         resource_type="case",
-        detail={"returned": len(items), "case_ids": [str(c.id) for c in items]},
+        detail={"returned": len(items)},
+        subjects=[(c.id, raw.to_uuid(r[10])) for c, r in zip(items, rows, strict=True)],
     )
     return items, next_cursor

@@ -104,16 +104,14 @@ def _audit_cases(
     subjects = session.execute(
         select(col(Case.id), col(Case.subject_person_id)).where(col(Case.id).in_(case_ids))
     ).all()
-    audit.record_each(
+    audit.record(
         session,
         actor,
         what,
-        [(case_id, person_id) for case_id, person_id in subjects],
         resource_type="conference",
         resource_id=conference.id,
+        subjects=[(case_id, person_id) for case_id, person_id in subjects],
     )
-    if not subjects:
-        audit.record(session, actor, what, resource_type="conference", resource_id=conference.id)
 
 
 def read_minutes(session: Session, actor: Actor, conference_id: uuid.UUID) -> MinutesPublic:

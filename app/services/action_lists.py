@@ -1,0 +1,172 @@
+"""The action list (``GET /actions``), the overdue report every agency runs: a prepared
+statement (``app.prepared``) built from the same visibility rule as every other action
+query (``app.policies.actions_of_panels``), with the case reference and subject in the
+same statement, and one audit event naming every case shown.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Hashable
+from datetime import date
+from typing import Any
+
+from sqlalchemy import and_, bindparam, not_, select, tuple_
+from sqlalchemy.orm import Session
+from sqlmodel import col
+
+from app import audit
+from app.actor import Actor
+from app.audit import AuditAction
+from app.clock import today
+from app.models.action import Action, ActionStatus, ActionSummary
+from app.models.case import Case
+from app.pagination import decode_cursor, encode_cursor
+from app.permissions import Permission
+from app.policies import actions_of_panels, managed_panel_ids, member_panel_ids
+from app.prepared import Prepared, Query
+from app.rawsql import Raw
+
+_CURSOR_KINDS: list[type] = [date, uuid.UUID]
+_OPEN = ActionStatus.OPEN.value
+_ACTION = Action.__table__.c  # type: ignore[attr-defined]
+
+
+def _param(name: str, column: str | None = None) -> Any:
+    return bindparam(name, required=False, type_=None if column is None else _ACTION[column].type)
+
+
+def _build(actor: Actor, variant: Hashable) -> Query:
+    """``variant``: how many managed and member-only panels, which filters, whether a cursor."""
+    assert isinstance(variant, tuple)
+    managed, member_only, by_agency, by_panel, by_status, overdue, after = variant
+    visible = actions_of_panels(
+        actor,
+        [_param(f"managed_{i}", "panel_id") for i in range(managed)],
+        [_param(f"member_{i}", "panel_id") for i in range(member_only)],
+    )
+    stmt = (
+        select(
+            col(Action.id),
+            col(Action.case_id),
+            col(Action.panel_id),
+            col(Action.conference_id),
+            col(Action.description),
+            col(Action.owner_agency_id),
+            col(Action.owner_user_id),
+            col(Action.due_date),
+            col(Action.priority),
+            col(Action.status),
+            col(Action.not_done_reason),
+            col(Action.not_done_detail),
+            col(Action.resolved_at),
+            col(Action.version),
+            col(Case.reference),
+            col(Case.subject_person_id),
+        )
+        .join(Case, col(Case.id) == col(Action.case_id))
+        .where(visible)
+    )
+    if by_agency:
+        stmt = stmt.where(col(Action.owner_agency_id) == _param("agency_id", "owner_agency_id"))
+    if by_panel:
+        stmt = stmt.where(col(Action.panel_id) == _param("panel_id", "panel_id"))
+    if by_status:
+        stmt = stmt.where(col(Action.status) == _param("status"))
+    if overdue is not None:
+        late = and_(col(Action.status) == _OPEN, col(Action.due_date) < _param("today", "due_date"))
+        stmt = stmt.where(late if overdue else not_(late))
+    if after:
+        position = tuple_(col(Action.due_date), col(Action.id))
+        stmt = stmt.where(
+            position > tuple_(_param("after_due", "due_date"), _param("after_id", "id"))
+        )
+    return stmt.order_by(col(Action.due_date), col(Action.id)).limit(_param("limit"))
+
+
+_MEMBER = Prepared(lambda actor, _variant: member_panel_ids(actor))
+_MANAGED = Prepared(lambda actor, _variant: managed_panel_ids(actor))
+_LIST = Prepared(_build)
+
+
+def list_actions(
+    session: Session,
+    actor: Actor,
+    agency_id: uuid.UUID | None,
+    panel_id: uuid.UUID | None,
+    status: ActionStatus | None,
+    overdue: bool | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[ActionSummary], str | None]:
+    """An agency's own actions; every action of the panels one runs. Soonest due first."""
+    raw = Raw(session)
+    managed: list[Any] = []
+    member_only: list[Any] = []
+    if actor.can(Permission.ACTION_READ):
+        managed = sorted(row[0] for row in _MANAGED.rows(raw, actor, {}))
+        member_only = sorted({row[0] for row in _MEMBER.rows(raw, actor, {})}.difference(managed))
+    now = today()
+    params: dict[str, Any] = {
+        "agency_id": agency_id,
+        "panel_id": panel_id,
+        "status": None if status is None else status.value,
+        "today": now,
+        "limit": limit + 1,
+        **{f"managed_{i}": p for i, p in enumerate(managed)},
+        **{f"member_{i}": p for i, p in enumerate(member_only)},
+    }
+    if cursor:
+        params["after_due"], params["after_id"] = decode_cursor(cursor, _CURSOR_KINDS)
+    variant = (
+        len(managed),
+        len(member_only),
+        agency_id is not None,
+        panel_id is not None,
+        status is not None,
+        overdue,
+        bool(cursor),
+    )
+    rows = _LIST.rows(raw, actor, params, variant) if managed or member_only else []
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = encode_cursor([_date(last[7]), raw.to_uuid(last[0])])
+    items = [
+        ActionSummary(
+            id=r[0],
+            case_id=r[1],
+            case_reference=r[14],
+            panel_id=r[2],
+            conference_id=r[3],
+            description=r[4],
+            owner_agency_id=r[5],
+            owner_user_id=r[6],
+            due_date=_date(r[7]),
+            priority=r[8],
+            status=r[9],
+            is_overdue=r[9] == _OPEN and _date(r[7]) < now,
+            not_done_reason=r[10],
+            not_done_detail=r[11],
+            resolved_at=raw.to_timestamp(r[12]),
+            version=r[13],
+        )
+        for r in rows
+    ]
+    shown: dict[uuid.UUID, uuid.UUID | None] = {}
+    for item, r in zip(items, rows, strict=True):
+        shown.setdefault(item.case_id, raw.to_uuid(r[15]))
+    audit.record(
+        session,
+        actor,
+        AuditAction.ACTION_LIST,
+        resource_type="action",
+        detail={"returned": len(items)},
+        subjects=list(shown.items()),
+    )
+    return items, next_cursor
+
+
+def _date(value: Any) -> date:
+    return date.fromisoformat(value) if isinstance(value, str) else value
