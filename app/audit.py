@@ -119,13 +119,6 @@ _INSERT_EVENT_QUEUED = (
     "WITH event AS (" + _INSERT_EVENT_RETURNING + ")"  # noqa: S608
     " INSERT INTO audit_unsealed (event_id) SELECT id FROM event"
 )
-_INSERT_EVENT_QUEUED_RETURNING = (
-    "WITH event AS (" + _INSERT_EVENT_RETURNING + "),"  # noqa: S608
-    " queued AS (INSERT INTO audit_unsealed (event_id) SELECT id FROM event)"
-    " SELECT id FROM event"
-)
-_SUBJECT_ROW = {True: "(?, ?, ?, ?)", False: "(?, ?, CAST(? AS uuid), CAST(? AS uuid))"}
-
 Subjects = Sequence[tuple[uuid.UUID, uuid.UUID | None]]
 
 
@@ -146,10 +139,10 @@ def record(
     """Append one audit event to the current transaction and queue it for sealing.
 
     ``subjects``: for a read that showed several cases, the (case id, subject person id) of
-    each. They are sealed with the event (``detail["subjects"]``) and indexed in
-    ``audit_subject``, so "who saw this case" and "who saw this person" find the event; one
-    event per request however many cases it showed, so a page of fifty costs the sealer one
-    seal, not fifty.
+    each, kept in the event's ``detail["subjects"]`` and sealed with it: one event per
+    request however many cases it showed, so a page of fifty costs the sealer one seal, not
+    fifty. The sealer indexes them in ``audit_subject`` for the auditors' case and person
+    filters (``app.services.audit_chain``), in batches, off the request's path.
     """
     raw = Raw(session)
     if subjects:
@@ -174,31 +167,12 @@ def record(
         raw.json(changes),
         raw.json(detail),
     )
-    if not raw.sqlite and not subjects:
+    if not raw.sqlite:
         raw.run(_INSERT_EVENT_QUEUED, values)
         return
-    if raw.sqlite:
-        row = raw.one(_INSERT_EVENT_RETURNING, values)
-        assert row is not None
-        raw.run("INSERT INTO audit_unsealed (event_id) VALUES (?)", (row[0],))
-    else:
-        row = raw.one(_INSERT_EVENT_QUEUED_RETURNING, values)
-        assert row is not None
-    if subjects:
-        _index_subjects(raw, row[0], subjects)
-
-
-def _index_subjects(raw: Raw, event_id: int, subjects: Subjects) -> None:
-    params: list[Any] = []
-    for position, (case_id, person_id) in enumerate(subjects):
-        params += (event_id, position, raw.id(case_id), raw.id(person_id))
-    # Typed, so that PostgreSQL reads an all-NULL column as uuid; only placeholders are joined.
-    row = _SUBJECT_ROW[raw.sqlite]
-    insert = (
-        "INSERT INTO audit_subject (event_id, position, case_id, person_id) VALUES "  # noqa: S608
-        + ", ".join([row] * len(subjects))
-    )
-    raw.run(insert, params)
+    row = raw.one(_INSERT_EVENT_RETURNING, values)
+    assert row is not None
+    raw.run("INSERT INTO audit_unsealed (event_id) VALUES (?)", (row[0],))
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

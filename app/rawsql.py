@@ -73,6 +73,16 @@ class Raw:
     def run(self, sql: str, params: Sequence[Any]) -> None:
         self._execute(sql, params)
 
+    def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """One statement for many rows (psycopg pipelines them)."""
+        try:
+            self._dbapi.cursor().executemany(self._sql(sql), rows)
+        except Exception as exc:
+            wrapper = _SQLALCHEMY_ERRORS.get(type(exc).__name__)
+            if wrapper is None:
+                raise
+            raise wrapper(sql, rows, exc) from exc
+
     def all_compiled(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """The rows of SQL already compiled for this dialect (``app.prepared``)."""
         rows: list[tuple[Any, ...]] = self._execute(sql, params, compiled=True).fetchall()

@@ -187,6 +187,32 @@ def test_verify_finds_an_edited_event(
     assert "altered" in body["first_break"]["reason"]
 
 
+def test_an_unreadable_subject_list_is_sealed_and_reported_not_stuck_in_the_queue(
+    client: TestClient, session: Session, settings: Settings, principals: Principals
+) -> None:
+    """Written behind the service's back with a subject that is no id: the sealer must go
+    on (a stuck queue would leave every later event unsealed), and verify must say so."""
+    client.get("/api/v1/me", headers=principals.member.headers)
+    odd = AuditEvent(
+        actor_type="user",
+        action="case.list",
+        outcome="success",
+        detail={"subjects": [["not-an-id", None], [str(uuid.uuid4()), None]]},
+    )
+    session.add(odd)
+    session.flush()
+    session.add(AuditUnsealed(event_id=odd.id))
+    session.commit()
+    _seal(session, settings)
+    client.get("/api/v1/me", headers=principals.member.headers)
+    _seal(session, settings)
+    assert session.scalar(select(func.count()).select_from(AuditUnsealed)) == 0
+    body = client.get("/api/v1/audit/verify", headers=principals.auditor.headers).json()
+    assert body["ok"] is False
+    assert body["first_break"]["event_id"] == odd.id
+    assert "index" in body["first_break"]["reason"]
+
+
 def test_verify_finds_a_removed_seal(
     client: TestClient, session: Session, settings: Settings, principals: Principals
 ) -> None:

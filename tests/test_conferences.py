@@ -10,10 +10,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.config import Settings
 from app.models.agency import AgencyKind
 from app.models.audit import AuditEvent, AuditSubject
 from app.permissions import Scope
 from app.security import Security
+from app.services.audit_chain import chain_key, seal_pending
 from tests.builders import PASSWORD, bearer, client_token, make_agency, make_client, make_panel
 from tests.conferencing import (
     acknowledge,
@@ -33,7 +35,7 @@ from tests.test_referrals import person_headers, world
 
 
 def test_a_dv_marac_conference_from_scheduling_to_amended_minutes(
-    client: TestClient, session: Session, security: Security
+    client: TestClient, session: Session, security: Security, settings: Settings
 ) -> None:
     w = world(session, security)
     first, second = new_case(client, w, "Able"), new_case(client, w, "Baker")
@@ -175,6 +177,10 @@ def test_a_dv_marac_conference_from_scheduling_to_amended_minutes(
     assert reads
     for event in reads:
         assert [first["id"], first["subject_person_id"]] in (event.detail or {})["subjects"]
+    key = chain_key(settings.secret_key, settings.audit_key)
+    while seal_pending(session, key):  # the sealer indexes what each event showed
+        pass
+    session.commit()
     indexed = session.scalars(
         select(AuditSubject.event_id)
         .join(AuditEvent, AuditEvent.id == AuditSubject.event_id)

@@ -55,7 +55,7 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.models.agency import Agency, AgencyKind
-from app.models.audit import AuditEvent
+from app.models.audit import AuditEvent, AuditSubject, AuditUnsealed
 from app.models.panel import Panel
 from app.permissions import Role, Scope
 from app.security import Security
@@ -1373,16 +1373,25 @@ def test_a_list_read_is_found_by_case_and_by_person_and_its_index_is_verified(
         assert r.status_code == 200, r.text
         return [e["id"] for e in r.json()["items"]]
 
-    assert listing.id in found(case_id=str(case), action="case.list")
-    assert listing.id in found(person_id=str(subject), action="case.list")
-    # A case of another panel, which the DV coordinator's list cannot have shown.
-    assert str(world.other_case.case_id) not in shown
-    assert listing.id not in found(case_id=str(world.other_case.case_id), action="case.list")
+    def found_both_ways() -> None:
+        assert listing.id in found(case_id=str(case), action="case.list")
+        assert listing.id in found(person_id=str(subject), action="case.list")
+        # A case of another panel, which the DV coordinator's list cannot have shown.
+        assert str(world.other_case.case_id) not in shown
+        assert listing.id not in found(case_id=str(world.other_case.case_id), action="case.list")
 
+    # Waiting for the sealer, the event is found by its own detail...
+    assert session.get(AuditUnsealed, listing.id) is not None
+    found_both_ways()
+    # ...and once sealed, through the index the sealer wrote.
     key = chain_key(settings.secret_key, settings.audit_key)
     while seal_pending(session, key):
         pass
     session.commit()
+    assert session.get(AuditUnsealed, listing.id) is None
+    indexed = session.scalars(select(AuditSubject).where(AuditSubject.event_id == listing.id)).all()
+    assert {(str(i.case_id), str(i.person_id)) for i in indexed} == set(shown.items())
+    found_both_ways()
     assert client.get(f"{API}/audit/verify", headers=auditor.headers).json()["ok"] is True
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("ALTER TABLE audit_subject DISABLE TRIGGER audit_subject_append_only"))

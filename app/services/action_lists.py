@@ -7,7 +7,7 @@ same statement, and one audit event naming every case shown.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from datetime import date
 from typing import Any
 
@@ -36,6 +36,51 @@ def _param(name: str, column: str | None = None) -> Any:
     return bindparam(name, required=False, type_=None if column is None else _ACTION[column].type)
 
 
+# An action list's row: the action, its case's reference and the case's subject (for the
+# audit event), joined on the case. ``summary`` turns one into an ActionSummary.
+SUMMARY_COLUMNS = (
+    col(Action.id),
+    col(Action.case_id),
+    col(Action.panel_id),
+    col(Action.conference_id),
+    col(Action.description),
+    col(Action.owner_agency_id),
+    col(Action.owner_user_id),
+    col(Action.due_date),
+    col(Action.priority),
+    col(Action.status),
+    col(Action.not_done_reason),
+    col(Action.not_done_detail),
+    col(Action.resolved_at),
+    col(Action.version),
+    col(Case.reference),
+    col(Case.subject_person_id),
+)
+
+
+def summary(raw: Raw, r: Sequence[Any], now: date) -> ActionSummary:
+    """A row of SUMMARY_COLUMNS, as the driver or SQLAlchemy returned it, as a summary."""
+    due = _date(r[7])
+    return ActionSummary(
+        id=r[0],
+        case_id=r[1],
+        case_reference=r[14],
+        panel_id=r[2],
+        conference_id=r[3],
+        description=r[4],
+        owner_agency_id=r[5],
+        owner_user_id=r[6],
+        due_date=due,
+        priority=r[8],
+        status=r[9],
+        is_overdue=r[9] == _OPEN and due < now,
+        not_done_reason=r[10],
+        not_done_detail=r[11],
+        resolved_at=raw.to_timestamp(r[12]),
+        version=r[13],
+    )
+
+
 def _build(actor: Actor, variant: Hashable) -> Query:
     """``variant``: how many managed and member-only panels, which filters, whether a cursor."""
     assert isinstance(variant, tuple)
@@ -45,28 +90,7 @@ def _build(actor: Actor, variant: Hashable) -> Query:
         [_param(f"managed_{i}", "panel_id") for i in range(managed)],
         [_param(f"member_{i}", "panel_id") for i in range(member_only)],
     )
-    stmt = (
-        select(
-            col(Action.id),
-            col(Action.case_id),
-            col(Action.panel_id),
-            col(Action.conference_id),
-            col(Action.description),
-            col(Action.owner_agency_id),
-            col(Action.owner_user_id),
-            col(Action.due_date),
-            col(Action.priority),
-            col(Action.status),
-            col(Action.not_done_reason),
-            col(Action.not_done_detail),
-            col(Action.resolved_at),
-            col(Action.version),
-            col(Case.reference),
-            col(Case.subject_person_id),
-        )
-        .join(Case, col(Case.id) == col(Action.case_id))
-        .where(visible)
-    )
+    stmt = select(*SUMMARY_COLUMNS).join(Case, col(Case.id) == col(Action.case_id)).where(visible)
     if by_agency:
         stmt = stmt.where(col(Action.owner_agency_id) == _param("agency_id", "owner_agency_id"))
     if by_panel:
@@ -133,27 +157,7 @@ def list_actions(
         rows = rows[:limit]
         last = rows[-1]
         next_cursor = encode_cursor([_date(last[7]), raw.to_uuid(last[0])])
-    items = [
-        ActionSummary(
-            id=r[0],
-            case_id=r[1],
-            case_reference=r[14],
-            panel_id=r[2],
-            conference_id=r[3],
-            description=r[4],
-            owner_agency_id=r[5],
-            owner_user_id=r[6],
-            due_date=_date(r[7]),
-            priority=r[8],
-            status=r[9],
-            is_overdue=r[9] == _OPEN and _date(r[7]) < now,
-            not_done_reason=r[10],
-            not_done_detail=r[11],
-            resolved_at=raw.to_timestamp(r[12]),
-            version=r[13],
-        )
-        for r in rows
-    ]
+    items = [summary(raw, r, now) for r in rows]
     shown: dict[uuid.UUID, uuid.UUID | None] = {}
     for item, r in zip(items, rows, strict=True):
         shown.setdefault(item.case_id, raw.to_uuid(r[15]))

@@ -7,7 +7,7 @@ import uuid
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -32,7 +32,8 @@ from app.models.minutes import MinutesEntry
 from app.models.panel import MANAGING_ROLES
 from app.models.person import Person
 from app.policies import not_excluded, visible_cases
-from app.services import actions
+from app.rawsql import Raw
+from app.services import action_lists, actions
 from app.services.conferences import (
     audit_conference,
     bump,
@@ -51,12 +52,25 @@ EDITABLE = {ConferenceStatus.SCHEDULED.value, ConferenceStatus.IN_PROGRESS.value
 def _listings(
     session: Session, actor: Actor, conference: Conference, manages: bool
 ) -> list[ListingPublic]:
-    """The listings the caller may see (a case excluding their agency stays hidden)."""
+    """The listings the caller may see (a case excluding their agency stays hidden), with
+    each case's outstanding actions: columns, not ORM objects, in two queries."""
     listed = select(col(Listing.case_id)).where(col(Listing.conference_id) == conference.id)
     # The panel's managers see every case of it but those excluding their agency.
     shown = not_excluded(col(Case.id), actor) if manages else visible_cases(actor)
     rows = session.execute(
-        select(Listing, Case, col(Person.given_name), col(Person.family_name))
+        select(
+            col(Listing.id),
+            col(Listing.position),
+            col(Listing.created_at),
+            col(Case.id),
+            col(Case.reference),
+            col(Case.status),
+            col(Case.risk_level),
+            col(Case.is_repeat),
+            col(Case.subject_person_id),
+            col(Person.given_name),
+            col(Person.family_name),
+        )
         .join(Case, col(Case.id) == col(Listing.case_id))
         .join(Person, col(Person.id) == col(Case.subject_person_id))
         .where(
@@ -65,32 +79,47 @@ def _listings(
         )
         .order_by(col(Listing.position), col(Listing.id))
     ).all()
-    case_ids = [case.id for _, case, _, _ in rows]
     outstanding: dict[uuid.UUID, list[ActionSummary]] = defaultdict(list)
-    if case_ids:
-        pending = session.scalars(
-            select(Action)
-            .where(col(Action.case_id).in_(case_ids), col(Action.status) == ActionStatus.OPEN.value)
+    if rows:
+        raw, now = Raw(session), today()
+        for action in session.execute(
+            select(*action_lists.SUMMARY_COLUMNS)
+            .join(Case, col(Case.id) == col(Action.case_id))
+            .where(
+                col(Action.case_id).in_(listed),  # those of hidden cases are left unused
+                col(Action.status) == ActionStatus.OPEN.value,
+            )
             .order_by(col(Action.due_date), col(Action.id))
-        ).all()
-        for summary in actions.summaries(session, pending):
-            outstanding[summary.case_id].append(summary)
+        ):
+            outstanding[action[1]].append(action_lists.summary(raw, action, now))
     return [
         ListingPublic(
-            id=listing.id,
-            conference_id=listing.conference_id,
-            position=listing.position,
-            case_id=case.id,
-            case_reference=case.reference,
-            case_status=case.status,
-            risk_level=case.risk_level,
-            is_repeat=case.is_repeat,
-            subject_person_id=case.subject_person_id,
+            id=listing_id,
+            conference_id=conference.id,
+            position=position,
+            case_id=case_id,
+            case_reference=reference,
+            case_status=status,
+            risk_level=risk_level,
+            is_repeat=is_repeat,
+            subject_person_id=subject_id,
             subject_name=f"{given} {family}",
-            outstanding_actions=outstanding[case.id],
-            created_at=listing.created_at,
+            outstanding_actions=outstanding[case_id],
+            created_at=created_at,
         )
-        for listing, case, given, family in rows
+        for (
+            listing_id,
+            position,
+            created_at,
+            case_id,
+            reference,
+            status,
+            risk_level,
+            is_repeat,
+            subject_id,
+            given,
+            family,
+        ) in rows
     ]
 
 
@@ -115,6 +144,20 @@ _SUGGESTED = (
 )
 
 
+# Built once: an alias builds its column collection on first use (ms for a wide table).
+_HEARD = Case.__table__.alias("heard")  # type: ignore[attr-defined]
+
+
+def _overdue_count() -> Any:
+    """How many of the case's actions are overdue (a column of the suggestion rows)."""
+    return (
+        select(func.count())
+        .where(col(Action.case_id) == col(Case.id), actions.overdue_clause(today()))
+        .scalar_subquery()
+        .label("overdue")
+    )
+
+
 def _suggestions(
     session: Session, actor: Actor, conference: Conference
 ) -> tuple[list[Suggestion], audit.Subjects]:
@@ -122,8 +165,7 @@ def _suggestions(
     await their first hearing or have overdue actions, oldest first; and the (case, subject)
     pairs they show, for the audit event.
 
-    Two bounded queries (each walks an index in order and stops at SUGGESTIONS_SHOWN), then
-    the overdue counts of just the cases shown."""
+    Two bounded queries, each row with its case's count of overdue actions."""
     candidates = and_(
         col(Case.panel_id) == conference.panel_id,
         col(Case.status) == CaseStatus.OPEN.value,
@@ -132,64 +174,34 @@ def _suggestions(
     )
     order = (col(Case.created_at), col(Case.id))
     awaiting = session.execute(
-        select(*_SUGGESTED)
+        select(*_SUGGESTED, _overdue_count())
         .where(candidates, col(Case.last_heard_at).is_(None))
         .order_by(*order)
         .limit(SUGGESTIONS_SHOWN)
     ).all()
-    # Open cases heard before are few next to those awaiting a first hearing: find them on
-    # the (panel_id, last_heard_at) index, then which of them have overdue actions.
-    heard = list(
-        session.scalars(
-            select(col(Case.id)).where(
-                col(Case.panel_id) == conference.panel_id,
-                col(Case.last_heard_at).is_not(None),
-                col(Case.status) == CaseStatus.OPEN.value,
-            )
-        )
+    # Open cases heard before are few next to those awaiting a first hearing: found on the
+    # (panel_id, last_heard_at) index, each checked for an overdue action.
+    heard = _HEARD
+    late = select(heard.c.id).where(
+        heard.c.panel_id == conference.panel_id,
+        heard.c.last_heard_at.is_not(None),
+        heard.c.status == CaseStatus.OPEN.value,
+        exists().where(col(Action.case_id) == heard.c.id, actions.overdue_clause(today())),
     )
-    late = (
-        list(
-            session.scalars(
-                select(col(Action.case_id))
-                .where(col(Action.case_id).in_(heard), actions.overdue_clause(today()))
-                .distinct()
-            )
-        )
-        if heard
-        else []
-    )
-    heard_late = (
-        session.execute(
-            select(*_SUGGESTED)
-            .where(candidates, col(Case.id).in_(late))
-            .order_by(*order)
-            .limit(SUGGESTIONS_SHOWN)
-        ).all()
-        if late
-        else []
-    )
+    heard_late = session.execute(
+        select(*_SUGGESTED, _overdue_count())
+        .where(candidates, col(Case.id).in_(late))
+        .order_by(*order)
+        .limit(SUGGESTIONS_SHOWN)
+    ).all()
     shown = sorted([*awaiting, *heard_late], key=lambda c: (c.created_at, c.id))
     shown = shown[:SUGGESTIONS_SHOWN]
-    counts: dict[uuid.UUID, int] = (
-        dict(
-            session.execute(  # type: ignore[arg-type]
-                select(col(Action.case_id), func.count())
-                .where(
-                    col(Action.case_id).in_([c.id for c in shown]), actions.overdue_clause(today())
-                )
-                .group_by(col(Action.case_id))
-            ).all()
-        )
-        if shown
-        else {}
-    )
     out = []
     for case in shown:
         reasons = []
         if case.last_heard_at is None:
             reasons.append(SuggestionReason.AWAITING_LISTING)
-        if counts.get(case.id):
+        if case.overdue:
             reasons.append(SuggestionReason.OVERDUE_ACTIONS)
         out.append(
             Suggestion(
@@ -199,7 +211,7 @@ def _suggestions(
                 risk_level=case.risk_level,
                 is_repeat=case.is_repeat,
                 opened_at=case.opened_at,
-                overdue_actions=counts.get(case.id, 0),
+                overdue_actions=case.overdue,
             )
         )
     return out, [(case.id, case.subject_person_id) for case in shown]

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, Text, and_, cast, or_, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -20,7 +20,7 @@ from app.actor import Actor
 from app.audit import AuditAction
 from app.config import Settings
 from app.errors import Invalid
-from app.models.audit import AuditEvent, AuditSubject, AuditVerification
+from app.models.audit import AuditEvent, AuditSubject, AuditUnsealed, AuditVerification
 from app.pagination import paginate
 from app.services.audit_chain import CONTENT_COLUMNS, chain_key, verify_chain
 
@@ -59,14 +59,19 @@ class AuditFilter:
             if value is not None:
                 stmt = stmt.where(column == value)
         # A case or person is found on the event itself, or among the subjects of a read
-        # that showed several (``audit_subject``).
+        # that showed several: in their index once the event is sealed (``audit_subject``),
+        # in the event's own detail while it waits for the sealer.
         for column, subject_column, value in (
             (e.case_id, AuditSubject.case_id, self.case_id),
             (e.person_id, AuditSubject.person_id, self.person_id),
         ):
             if value is not None:
                 shown = select(col(AuditSubject.event_id)).where(col(subject_column) == value)
-                stmt = stmt.where(or_(col(column) == value, col(e.id).in_(shown)))
+                waiting = and_(
+                    col(e.id).in_(select(col(AuditUnsealed.event_id))),
+                    cast(col(e.detail), Text).contains(str(value)),
+                )
+                stmt = stmt.where(or_(col(column) == value, col(e.id).in_(shown), waiting))
         if self.since is not None:
             stmt = stmt.where(col(e.occurred_at) >= self.since)
         if self.until is not None:

@@ -27,6 +27,7 @@ def upgrade() -> None:
             ["event_id"], ["audit_event.id"], name=op.f("fk_audit_subject_event_id_audit_event")
         ),
         sa.PrimaryKeyConstraint("event_id", "position", name=op.f("pk_audit_subject")),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("audit_subject", schema=None) as batch_op:
         batch_op.create_index(
