@@ -59,27 +59,26 @@ class AuditUnsealed(SQLModel, table=True):
 
 
 class AuditSubject(SQLModel, table=True):
-    """The cases and people one event's read showed, one row each, so that "who saw this
-    case" and "who saw this person" find a list read as readily as a single read.
+    """The cases one event's read showed, a row each, so that "who saw this case" (and, by
+    the case's subject, "who saw this person") finds a list read as readily as a single read.
 
-    The same pairs are in the event's sealed ``detail["subjects"]``; this table is their
-    index, and verification checks the two agree.
+    The (case, subject) pairs are in the event's sealed ``detail["subjects"]``; this table
+    is their index, written by the sealer, and verification checks the two agree. Keyed by
+    case first: one B-tree takes the random keys (a case's subject never changes, so the
+    person filter goes through the case rather than a second random-key index).
     """
 
     __tablename__ = "audit_subject"
     __table_args__ = (
-        Index("ix_audit_subject_case_id_event_id", "case_id", "event_id"),
-        Index("ix_audit_subject_person_id_event_id", "person_id", "event_id"),
+        Index("ix_audit_subject_event_id", "event_id"),
         # On SQLite the primary key is the table itself: one B-tree fewer per row written.
         {"sqlite_with_rowid": False},
     )
 
+    case_id: uuid.UUID = Field(primary_key=True)
     event_id: int = Field(
         sa_column=Column(Sequence, ForeignKey("audit_event.id"), primary_key=True)
     )
-    position: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
-    case_id: uuid.UUID | None = Field(default=None)
-    person_id: uuid.UUID | None = Field(default=None)
 
 
 class AuditSeal(SQLModel, table=True):

@@ -133,49 +133,50 @@ def seal_pending(session: Session, key: bytes, *, batch: int = 2000) -> int:
 
 
 _INSERT_SUBJECT = {
-    True: "INSERT INTO audit_subject (event_id, position, case_id, person_id) VALUES (?, ?, ?, ?)",
-    False: "INSERT INTO audit_subject (event_id, position, case_id, person_id)"
-    " VALUES (?, ?, CAST(? AS uuid), CAST(? AS uuid))",
+    True: "INSERT INTO audit_subject (case_id, event_id) VALUES (?, ?)",
+    False: "INSERT INTO audit_subject (case_id, event_id) VALUES (CAST(? AS uuid), ?)",
 }
 _UUID_TEXT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
-def _index_subjects(session: Session, events: Sequence[Row[Any]]) -> None:
-    """Index the events' sealed ``detail["subjects"]`` in ``audit_subject``.
+def _subject_cases(detail: Any) -> set[str]:
+    """The case ids a sealed event's ``detail["subjects"]`` names, as written there."""
+    pairs = detail.get("subjects") if isinstance(detail, dict) else None
+    if not isinstance(pairs, list):
+        return set()
+    return {_case_of(pair) for pair in pairs}
 
-    Written here rather than by each request: a page of fifty random case and person ids
-    touches a hundred index pages, on every request if written there, once per batch here;
-    and through the driver, as the ids are already text. Anything unreadable is left out,
-    so ``verify_chain`` reports the event (its index no longer says what its sealed content
+
+def _case_of(pair: Any) -> str:
+    # Anything but [case id, ...] comes back as its repr, which no index row can match.
+    if isinstance(pair, list) and pair and isinstance(pair[0], str):
+        return pair[0]
+    return repr(pair)
+
+
+def _index_subjects(session: Session, events: Sequence[Row[Any]]) -> None:
+    """Index the cases of the events' sealed ``detail["subjects"]`` in ``audit_subject``.
+
+    Written here rather than by each request: a page of fifty random case ids touches fifty
+    index pages, on every request if written there, once per batch here; and through the
+    driver, as the ids are already text. Anything that is no case id is left out, so
+    ``verify_chain`` reports the event (its index no longer says what its sealed content
     says) instead of the sealer stopping on it.
     """
     raw = Raw(session)
-    rows = []
-    for event in events:
-        detail = event.detail if isinstance(event.detail, dict) else {}
-        pairs = detail.get("subjects")
-        if not isinstance(pairs, list):
-            continue
-        for position, pair in enumerate(pairs):
-            if not (isinstance(pair, list) and len(pair) == 2):
-                continue
-            case_id, person_id = pair
-            if not (isinstance(case_id, str) and _UUID_TEXT.match(case_id)):
-                continue
-            if person_id is not None and not (
-                isinstance(person_id, str) and _UUID_TEXT.match(person_id)
-            ):
-                continue
-            rows.append((event.id, position, _stored(raw, case_id), _stored(raw, person_id)))
+    rows = [
+        (_stored(raw, case_id), event.id)
+        for event in events
+        for case_id in sorted(_subject_cases(event.detail))
+        if isinstance(case_id, str) and _UUID_TEXT.match(case_id)
+    ]
     if rows:
         raw.run_many(_INSERT_SUBJECT[raw.sqlite], rows)
 
 
-def _stored(raw: Raw, value: str | None) -> str | None:
+def _stored(raw: Raw, value: str) -> str:
     """An id as the uuid column stores it: 32 hex digits on SQLite, as given on PostgreSQL."""
-    if value is None or not raw.sqlite:
-        return value
-    return value.replace("-", "")
+    return value.replace("-", "") if raw.sqlite else value
 
 
 def verify_chain(session: Session, key: bytes) -> AuditVerification:
@@ -236,30 +237,27 @@ def _check(row: Row[Any], expected: int, prev: str, key: bytes) -> ChainBreak | 
     return None
 
 
-def _indexed_subjects(session: Session, event_ids: list[int]) -> dict[int, list[list[Any]]]:
-    """The ``audit_subject`` rows of these events, as the events' sealed detail lists them."""
-    found: dict[int, list[list[Any]]] = {}
+def _indexed_subjects(session: Session, event_ids: list[int]) -> dict[int, set[str]]:
+    """The cases ``audit_subject`` holds for these events."""
+    found: dict[int, set[str]] = {}
     if not event_ids:
         return found
-    for event_id, case_id, person_id in session.execute(
-        select(_subject.c.event_id, _subject.c.case_id, _subject.c.person_id)
-        .where(_subject.c.event_id.in_(event_ids))
-        .order_by(_subject.c.event_id, _subject.c.position)
+    for event_id, case_id in session.execute(
+        select(_subject.c.event_id, _subject.c.case_id).where(_subject.c.event_id.in_(event_ids))
     ):
-        found.setdefault(event_id, []).append([_canonical(case_id), _canonical(person_id)])
+        found.setdefault(event_id, set()).add(_canonical(case_id))
     return found
 
 
-def _check_subjects(row: Row[Any], indexed: dict[int, list[list[Any]]]) -> ChainBreak | None:
+def _check_subjects(row: Row[Any], indexed: dict[int, set[str]]) -> ChainBreak | None:
     """The index of who saw what must say what the sealed event says: a row deleted from it
     would hide a read from "who saw this case", one added would invent one."""
-    detail = row.detail if isinstance(row.detail, dict) else {}
-    if indexed.get(row.id, []) == detail.get("subjects", []):
+    if indexed.get(row.id, set()) == _subject_cases(row.detail):
         return None
     return ChainBreak(
         chain_index=row.chain_index,
         event_id=row.id,
-        reason="the case and person index does not match the event's sealed subjects",
+        reason="the index of the cases it showed does not match the event's sealed subjects",
     )
 
 

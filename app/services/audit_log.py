@@ -21,6 +21,7 @@ from app.audit import AuditAction
 from app.config import Settings
 from app.errors import Invalid
 from app.models.audit import AuditEvent, AuditSubject, AuditUnsealed, AuditVerification
+from app.models.case import Case
 from app.pagination import paginate
 from app.services.audit_chain import CONTENT_COLUMNS, chain_key, verify_chain
 
@@ -59,24 +60,39 @@ class AuditFilter:
             if value is not None:
                 stmt = stmt.where(column == value)
         # A case or person is found on the event itself, or among the subjects of a read
-        # that showed several: in their index once the event is sealed (``audit_subject``),
-        # in the event's own detail while it waits for the sealer.
-        for column, subject_column, value in (
-            (e.case_id, AuditSubject.case_id, self.case_id),
-            (e.person_id, AuditSubject.person_id, self.person_id),
-        ):
-            if value is not None:
-                shown = select(col(AuditSubject.event_id)).where(col(subject_column) == value)
-                waiting = and_(
-                    col(e.id).in_(select(col(AuditUnsealed.event_id))),
-                    cast(col(e.detail), Text).contains(str(value)),
+        # that showed several: in their index once the event is sealed (``audit_subject``;
+        # a person through the cases they are the subject of, which never changes), in the
+        # event's own detail while it waits for the sealer.
+        if self.case_id is not None:
+            shown = select(col(AuditSubject.event_id)).where(
+                col(AuditSubject.case_id) == self.case_id
+            )
+            stmt = stmt.where(
+                or_(col(e.case_id) == self.case_id, col(e.id).in_(shown), _waiting(self.case_id))
+            )
+        if self.person_id is not None:
+            theirs = select(col(Case.id)).where(col(Case.subject_person_id) == self.person_id)
+            shown = select(col(AuditSubject.event_id)).where(col(AuditSubject.case_id).in_(theirs))
+            stmt = stmt.where(
+                or_(
+                    col(e.person_id) == self.person_id,
+                    col(e.id).in_(shown),
+                    _waiting(self.person_id),
                 )
-                stmt = stmt.where(or_(col(column) == value, col(e.id).in_(shown), waiting))
+            )
         if self.since is not None:
             stmt = stmt.where(col(e.occurred_at) >= self.since)
         if self.until is not None:
             stmt = stmt.where(col(e.occurred_at) < self.until)
         return stmt
+
+
+def _waiting(value: uuid.UUID) -> Any:
+    """Events not yet sealed (so not yet indexed) whose detail names this id."""
+    return and_(
+        col(AuditEvent.id).in_(select(col(AuditUnsealed.event_id))),
+        cast(col(AuditEvent.detail), Text).contains(str(value)),
+    )
 
 
 def query_events(

@@ -1,4 +1,4 @@
-"""audit_subject: the cases and people a list read showed, indexed for the audit log's filters
+"""audit_subject: the cases a list read showed, indexed for the audit log's filters
 
 Revision ID: 92311fd205af
 Revises: d6eb58d18327
@@ -19,23 +19,18 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "audit_subject",
-        sa.Column("event_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("position", sa.Integer(), autoincrement=False, nullable=False),
-        sa.Column("case_id", sa.Uuid(), nullable=True),
-        sa.Column("person_id", sa.Uuid(), nullable=True),
+        sa.Column("case_id", sa.Uuid(), nullable=False),
+        sa.Column(
+            "event_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
         sa.ForeignKeyConstraint(
             ["event_id"], ["audit_event.id"], name=op.f("fk_audit_subject_event_id_audit_event")
         ),
-        sa.PrimaryKeyConstraint("event_id", "position", name=op.f("pk_audit_subject")),
+        sa.PrimaryKeyConstraint("case_id", "event_id", name=op.f("pk_audit_subject")),
         sqlite_with_rowid=False,
     )
     with op.batch_alter_table("audit_subject", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_audit_subject_case_id_event_id", ["case_id", "event_id"], unique=False
-        )
-        batch_op.create_index(
-            "ix_audit_subject_person_id_event_id", ["person_id", "event_id"], unique=False
-        )
+        batch_op.create_index("ix_audit_subject_event_id", ["event_id"], unique=False)
     # Append-only, like the event and seal tables (audit_refuse_change() is the first
     # revision's).
     if op.get_bind().dialect.name == "postgresql":
@@ -63,6 +58,5 @@ def downgrade() -> None:
         for verb in ("update", "delete"):
             op.execute(f"DROP TRIGGER IF EXISTS audit_subject_no_{verb}")
     with op.batch_alter_table("audit_subject", schema=None) as batch_op:
-        batch_op.drop_index("ix_audit_subject_person_id_event_id")
-        batch_op.drop_index("ix_audit_subject_case_id_event_id")
+        batch_op.drop_index("ix_audit_subject_event_id")
     op.drop_table("audit_subject")
