@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     audit_seal_interval_seconds: float = Field(default=1.0, ge=0)
     audit_seal_batch: int = Field(default=100, ge=1)
+    sqlite_checkpoint_seconds: float = Field(default=1.0, ge=0)
     db_concurrency: int = Field(default=8, ge=1, le=64)
     log_level: str = "INFO"
 

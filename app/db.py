@@ -110,6 +110,22 @@ class Database:
     def dialect(self) -> str:
         return self.bind.dialect.name
 
+    def sqlite_file(self) -> str | None:
+        """The database file, when this is a file-backed SQLite database the service owns."""
+        if not (self.inline and isinstance(self.bind, Engine)):
+            return None
+        name = self.bind.url.database
+        return name if name and name != ":memory:" else None
+
+    def checkpoint_elsewhere(self) -> None:
+        """Stop the service's connection checkpointing the WAL in its commits
+        (``app.checkpoint`` does it from a thread)."""
+        # On the driver: through SQLAlchemy, the statement would begin a transaction that
+        # every unit of work after it would then run inside.
+        driver = self._persistent().connection.driver_connection
+        assert driver is not None
+        driver.execute("PRAGMA wal_autocheckpoint=0")
+
     def session(self) -> Session:
         """A session of its own (scripts, the sealer, start-up); units of work use ``connect``."""
         if self.inline and isinstance(self.bind, Engine):

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import __doc__ as summary
+from app.checkpoint import Checkpointer
 from app.config import Settings, get_settings
 from app.db import Database
 from app.errors import install_error_handlers
@@ -80,6 +81,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     task = None
     if settings.audit_seal_interval_seconds > 0:
         task = asyncio.create_task(_sealer(db, key, settings))
+    checkpointer, checkpoints = None, None
+    path = db.sqlite_file()
+    if path is not None and settings.sqlite_checkpoint_seconds > 0:
+        db.checkpoint_elsewhere()
+        checkpointer = app.state.checkpointer = Checkpointer(path)
+        checkpoints = asyncio.create_task(checkpointer.run(settings.sqlite_checkpoint_seconds))
     try:
         yield
     finally:
@@ -89,6 +96,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await task
             with contextlib.suppress(Exception):
                 await db.run(seal_all, db, key, settings.audit_seal_batch)
+        if checkpointer is not None and checkpoints is not None:
+            checkpoints.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await checkpoints
+            with contextlib.suppress(Exception):
+                checkpointer.checkpoint()
+            checkpointer.close()
         db.dispose()
 
 
