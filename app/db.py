@@ -69,7 +69,10 @@ def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _record: ConnectionPoolEn
 def _sqlite_on_begin(conn: Connection) -> None:
     # IMMEDIATE takes the write lock at BEGIN: a transaction that reads then writes can never
     # fail half-way with SQLITE_BUSY when another process (the CLI, a second worker) writes.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # On the driver: through SQLAlchemy's execute it costs every request ~35 µs more.
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    driver.execute("BEGIN IMMEDIATE")
 
 
 class Database:

@@ -80,8 +80,9 @@ def _canonical(value: Any) -> Any:
 
 
 def seal_hash(key: bytes, prev_hash: str, chain_index: int, event: Row[Any]) -> str:
+    mapping = event._mapping
     content = json.dumps(
-        [_canonical(event._mapping[name]) for name in CONTENT_COLUMNS],
+        [_canonical(mapping[name]) for name in CONTENT_COLUMNS],
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
