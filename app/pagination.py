@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -74,6 +74,16 @@ def decode_cursor(cursor: str, kinds: Sequence[type]) -> list[Any]:
         return out
     except (ValueError, TypeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise Invalid("The cursor is not one this service issued", field="query.cursor") from exc
+
+
+def cut_page(
+    rows: list[T], limit: int, key: Callable[[T], Sequence[Any]]
+) -> tuple[list[T], str | None]:
+    """A page from ``limit + 1`` fetched rows, and the cursor after it if there are more
+    (``key``: the row's key values, for the cursor)."""
+    if len(rows) <= limit:
+        return rows, None
+    return rows[:limit], encode_cursor(key(rows[limit - 1]))
 
 
 def paginate(

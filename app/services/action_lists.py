@@ -21,7 +21,7 @@ from app.audit import AuditAction
 from app.clock import today
 from app.models.action import Action, ActionStatus, ActionSummary
 from app.models.case import Case
-from app.pagination import decode_cursor, encode_cursor
+from app.pagination import cut_page, decode_cursor
 from app.permissions import Permission
 from app.policies import actions_of_panels, managed_panel_ids, member_panel_ids
 from app.prepared import Prepared, Query
@@ -152,11 +152,7 @@ def list_actions(
         bool(cursor),
     )
     rows = _LIST.rows(raw, actor, params, variant) if managed or member_only else []
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        next_cursor = encode_cursor([_date(last[7]), raw.to_uuid(last[0])])
+    rows, next_cursor = cut_page(rows, limit, lambda r: [_date(r[7]), raw.to_uuid(r[0])])
     items = [summary(raw, r, now) for r in rows]
     shown: dict[uuid.UUID, uuid.UUID | None] = {}
     for item, r in zip(items, rows, strict=True):

@@ -30,7 +30,7 @@ from app.models.case import (
 )
 from app.models.panel import Panel
 from app.models.person import Person
-from app.pagination import decode_cursor, encode_cursor
+from app.pagination import cut_page, decode_cursor
 from app.policies import visible_cases
 from app.prepared import Prepared, Query
 from app.rawsql import Raw
@@ -195,11 +195,7 @@ def list_cases(
     variant = (panel_id is not None, status is not None, risk_level is not None, bool(cursor))
     raw = Raw(session)
     rows = _LIST.rows(raw, actor, params, variant)
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        next_cursor = encode_cursor([raw.to_timestamp(last[9]), raw.to_uuid(last[0])])
+    rows, next_cursor = cut_page(rows, limit, lambda r: [raw.to_timestamp(r[9]), raw.to_uuid(r[0])])
     # Ids as the driver returns them (UUIDs, or 32 hex digits on SQLite): pydantic parses
     # either, faster than uuid.UUID() here.
     items = [
