@@ -66,7 +66,9 @@ IdempotencyKey = Annotated[
 
 def created(payload: dict[str, Any], location: str, replayed: bool) -> JSONResponse:
     """201 with the stored (or first) representation; says so when it is a replay."""
-    headers = {"ETag": etag(int(payload["version"])), "Location": location}
+    headers = {"Location": location}
+    if "version" in payload:
+        headers["ETag"] = etag(int(payload["version"]))
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     return JSONResponse(payload, status_code=status.HTTP_201_CREATED, headers=headers)

@@ -465,6 +465,37 @@ def test_channel_support_plan_for_an_adult_follows_the_latest_consent(
 # Consents -------------------------------------------------------------------------------------
 
 
+def test_a_retried_consent_or_exclusion_with_its_idempotency_key_records_nothing_new(
+    client: TestClient, session: Session, security: Security
+) -> None:
+    w = world(session, security)
+    case = open_case(client, w)
+    cid = case["id"]
+    consent = {
+        "person_id": subject(case, "victim"),
+        "purpose": "information_sharing",
+        "status": "given",
+        "given_by": "subject",
+    }
+    exclusion = {"agency_id": str(w.police.id), "reason": "The perpetrator is a serving officer"}
+    for url, body, other in (
+        (f"/api/v1/cases/{cid}/consents", consent, {**consent, "status": "refused"}),
+        (f"/api/v1/cases/{cid}/exclusions", exclusion, {**exclusion, "reason": "Another"}),
+    ):
+        key = {**w.coord, "Idempotency-Key": f"retry-{url}"}
+        before = client.get(url, headers=w.coord).json()
+        first = client.post(url, json=body, headers=key)
+        retry = client.post(url, json=body, headers=key)
+        assert first.status_code == retry.status_code == 201, first.text
+        assert "idempotent-replayed" not in first.headers
+        assert retry.headers["idempotent-replayed"] == "true"
+        assert retry.json() == first.json()
+        assert len(client.get(url, headers=w.coord).json()) == len(before) + 1
+        # The same key with another body is refused, and records nothing.
+        assert_problem(client.post(url, json=other, headers=key), 422)
+        assert len(client.get(url, headers=w.coord).json()) == len(before) + 1
+
+
 def test_consent_records(client: TestClient, session: Session, security: Security) -> None:
     w = world(session, security)
     case = open_case(client, w)

@@ -203,6 +203,21 @@ def test_admin_creates_a_panel_with_configuration_overrides(
     ]
 
 
+def test_a_retried_panel_creation_with_its_idempotency_key_creates_one_panel(
+    client: TestClient, session: Session, security: Security
+) -> None:
+    headers = {**admin(session, security), "Idempotency-Key": "new-panel-1"}
+    first = create(client, headers, name="Greenwich DV MARAC")
+    retry = create(client, headers, name="Greenwich DV MARAC")
+    assert first.status_code == retry.status_code == 201, first.text
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert retry.json() == first.json()
+    assert retry.headers["location"] == f"/api/v1/panels/{first.json()['id']}"
+    listed = client.get("/api/v1/panels", params={"limit": 200}, headers=headers).json()
+    assert [p["name"] for p in listed["items"]].count("Greenwich DV MARAC") == 1
+    assert_problem(create(client, headers, name="Lewisham DV MARAC"), 422)
+
+
 def test_creating_a_panel_is_validated(
     client: TestClient, session: Session, security: Security
 ) -> None:

@@ -6,7 +6,10 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
+from app.actor import Actor
 from app.deps import Caller, require
 from app.etags import etag
 from app.models.case import (
@@ -20,10 +23,10 @@ from app.models.case import (
     ExclusionPublic,
     RiskLevel,
 )
-from app.openapi import AUTHED, READ_ONE, UPDATE, IfMatch, problems
+from app.openapi import AUTHED, READ_ONE, UPDATE, IdempotencyKey, IfMatch, created, problems
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.permissions import Permission
-from app.services import cases
+from app.services import cases, idempotency
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 
@@ -86,9 +89,28 @@ async def list_consents(caller: Reader, case_id: uuid.UUID) -> list[ConsentPubli
     status_code=status.HTTP_201_CREATED,
     responses=problems(*UPDATE),
 )
-async def record_consent(caller: Writer, case_id: uuid.UUID, body: ConsentIn) -> ConsentPublic:
+async def record_consent(
+    caller: Writer,
+    case_id: uuid.UUID,
+    body: ConsentIn,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """Consent per person and purpose, or the lawful basis and reason for sharing without."""
-    return ConsentPublic.model_validate(await caller(cases.record_consent, case_id, body))
+    payload, replayed = await caller(_record_consent_once, case_id, body, idempotency_key)
+    return created(payload, f"/api/v1/cases/{case_id}/consents", replayed)
+
+
+def _record_consent_once(
+    session: Session, actor: Actor, case_id: uuid.UUID, body: ConsentIn, key: str | None
+) -> tuple[dict[str, object], bool]:
+    return idempotency.once(
+        session,
+        actor,
+        f"consent.record:{case_id}",
+        key,
+        body,
+        lambda: ConsentPublic.model_validate(cases.record_consent(session, actor, case_id, body)),
+    )
 
 
 @router.get(
@@ -104,9 +126,28 @@ async def list_exclusions(caller: Writer, case_id: uuid.UUID) -> list[ExclusionP
     status_code=status.HTTP_201_CREATED,
     responses=problems(*UPDATE),
 )
-async def add_exclusion(caller: Writer, case_id: uuid.UUID, body: ExclusionIn) -> ExclusionPublic:
+async def add_exclusion(
+    caller: Writer,
+    case_id: uuid.UUID,
+    body: ExclusionIn,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """Keep an agency (say, the perpetrator's employer) out of this case entirely."""
-    return ExclusionPublic.model_validate(await caller(cases.add_exclusion, case_id, body))
+    payload, replayed = await caller(_add_exclusion_once, case_id, body, idempotency_key)
+    return created(payload, f"/api/v1/cases/{case_id}/exclusions", replayed)
+
+
+def _add_exclusion_once(
+    session: Session, actor: Actor, case_id: uuid.UUID, body: ExclusionIn, key: str | None
+) -> tuple[dict[str, object], bool]:
+    return idempotency.once(
+        session,
+        actor,
+        f"exclusion.add:{case_id}",
+        key,
+        body,
+        lambda: ExclusionPublic.model_validate(cases.add_exclusion(session, actor, case_id, body)),
+    )
 
 
 @router.delete(

@@ -6,7 +6,10 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
+from app.actor import Actor
 from app.deps import Caller, require
 from app.etags import etag
 from app.models.panel import (
@@ -18,10 +21,10 @@ from app.models.panel import (
     PanelTypePublic,
     PanelUpdate,
 )
-from app.openapi import AUTHED, READ_ONE, UPDATE, WRITE, IfMatch, problems
+from app.openapi import AUTHED, READ_ONE, UPDATE, WRITE, IdempotencyKey, IfMatch, created, problems
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.permissions import Permission
-from app.services import panels
+from app.services import idempotency, panels
 
 router = APIRouter(prefix="/api/v1", tags=["panels"])
 
@@ -68,11 +71,24 @@ async def list_panels(
     status_code=status.HTTP_201_CREATED,
     responses=problems(*WRITE),
 )
-async def create_panel(caller: Writer, body: PanelCreate, response: Response) -> PanelPublic:
-    panel = await caller(panels.create_panel, body)
-    response.headers["ETag"] = etag(panel.version)
-    response.headers["Location"] = f"/api/v1/panels/{panel.id}"
-    return _public(panel)
+async def create_panel(
+    caller: Writer, body: PanelCreate, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    payload, replayed = await caller(_create_panel_once, body, idempotency_key)
+    return created(payload, f"/api/v1/panels/{payload['id']}", replayed)
+
+
+def _create_panel_once(
+    session: Session, actor: Actor, body: PanelCreate, key: str | None
+) -> tuple[dict[str, object], bool]:
+    return idempotency.once(
+        session,
+        actor,
+        "panel.create",
+        key,
+        body,
+        lambda: _public(panels.create_panel(session, actor, body)),
+    )
 
 
 @router.get("/panels/{panel_id}", response_model=PanelPublic, responses=problems(*READ_ONE))
