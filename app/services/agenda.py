@@ -181,12 +181,11 @@ def _suggestions(
     ).all()
     # Open cases heard before are few next to those awaiting a first hearing: found on the
     # (panel_id, last_heard_at) index, each checked for an overdue action.
-    heard = _HEARD
-    late = select(heard.c.id).where(
-        heard.c.panel_id == conference.panel_id,
-        heard.c.last_heard_at.is_not(None),
-        heard.c.status == CaseStatus.OPEN.value,
-        exists().where(col(Action.case_id) == heard.c.id, actions.overdue_clause(today())),
+    late = select(_HEARD.c.id).where(
+        _HEARD.c.panel_id == conference.panel_id,
+        _HEARD.c.last_heard_at.is_not(None),
+        _HEARD.c.status == CaseStatus.OPEN.value,
+        exists().where(col(Action.case_id) == _HEARD.c.id, actions.overdue_clause(today())),
     )
     heard_late = session.execute(
         select(*_SUGGESTED, _overdue_count())
