@@ -46,11 +46,14 @@ def create_db_engine(settings: Settings) -> Engine:
         return engine
     # Enough connections for every unit of work the thread limiter admits, plus the sealer
     # and probes, so none is ever opened per request; recycled rather than pinged.
+    # No JIT: it pays off for long analytic queries, and here compiled a mispriced 50-row
+    # page for 1.2 s (a million cases; see docs/performance.md, "The scale check").
     return create_engine(
         url,
         pool_size=settings.db_concurrency + 2,
         max_overflow=4,
         pool_recycle=1800,
+        connect_args={"options": "-c jit=off"},
     )
 
 
