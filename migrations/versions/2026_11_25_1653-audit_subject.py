@@ -20,9 +20,7 @@ def upgrade() -> None:
     op.create_table(
         "audit_subject",
         sa.Column("case_id", sa.Uuid(), nullable=False),
-        sa.Column(
-            "event_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("event_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.ForeignKeyConstraint(
             ["event_id"], ["audit_event.id"], name=op.f("fk_audit_subject_event_id_audit_event")
         ),
