@@ -80,7 +80,9 @@ def _build_read(actor: Actor, _variant: Hashable) -> Query:
     )
 
 
-def _build_people(_actor: Actor, _variant: Hashable) -> Query:
+def people_query(case_id: Any) -> Query:
+    """A case's people with their names, in the order every view of a case lists them
+    (``case_id``: a value, or a bind parameter for the prepared read)."""
     return (
         select(
             col(CasePerson.person_id),
@@ -89,9 +91,13 @@ def _build_people(_actor: Actor, _variant: Hashable) -> Query:
             col(Person.family_name),
         )
         .join(Person, col(Person.id) == col(CasePerson.person_id))
-        .where(col(CasePerson.case_id) == _CASE_ID)
+        .where(col(CasePerson.case_id) == case_id)
         .order_by(col(CasePerson.role), col(Person.family_name))
     )
+
+
+def _build_people(_actor: Actor, _variant: Hashable) -> Query:
+    return people_query(_CASE_ID)
 
 
 def _build_list(actor: Actor, variant: Hashable) -> Query:

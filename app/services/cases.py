@@ -39,7 +39,7 @@ from app.panels.channel import support_consent_problems
 from app.services import actions
 from app.services.case_reads import get_case as get_case
 from app.services.case_reads import list_cases as list_cases
-from app.services.case_reads import visible_case
+from app.services.case_reads import people_query, visible_case
 from app.services.panels import panel_role_of
 
 REFERRAL_PURPOSE = "referral_sharing"
@@ -176,17 +176,7 @@ def _audit(session: Session, actor: Actor, case: Case, action: AuditAction, **ex
 
 
 def _public(session: Session, case: Case) -> CasePublic:
-    rows = session.execute(
-        select(
-            col(CasePerson.person_id),
-            col(CasePerson.role),
-            col(Person.given_name),
-            col(Person.family_name),
-        )
-        .join(Person, col(Person.id) == col(CasePerson.person_id))
-        .where(col(CasePerson.case_id) == case.id)
-        .order_by(col(CasePerson.role), col(Person.family_name))
-    ).all()
+    rows = session.execute(people_query(case.id)).all()
     panel_type = session.scalar(select(col(Panel.panel_type)).where(col(Panel.id) == case.panel_id))
     return CasePublic.model_validate(
         {
