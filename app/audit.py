@@ -119,7 +119,8 @@ _INSERT_EVENT_QUEUED = (
     "WITH event AS (" + _INSERT_EVENT_RETURNING + ")"  # noqa: S608
     " INSERT INTO audit_unsealed (event_id) SELECT id FROM event"
 )
-Subjects = Sequence[tuple[uuid.UUID, uuid.UUID | None]]
+# (case id, subject person id) pairs: UUIDs, or ids as the driver returned them from a row.
+Subjects = Sequence[tuple[Any, Any]]
 
 
 def record(
@@ -146,10 +147,10 @@ def record(
     """
     raw = Raw(session)
     if subjects:
-        pairs = [[str(c), None if p is None else str(p)] for c, p in subjects]
+        pairs = [[raw.to_id_text(c), raw.to_id_text(p)] for c, p in subjects]
         detail = {**(detail or {}), "subjects": pairs}
-        if len(subjects) == 1 and case_id is None and person_id is None:
-            case_id, person_id = subjects[0]
+        if len(pairs) == 1 and case_id is None and person_id is None:
+            case_id, person_id = (None if v is None else uuid.UUID(v) for v in pairs[0])
     values = (
         raw.timestamp(utcnow()),
         actor.kind.value,

@@ -124,6 +124,15 @@ class Raw:
             return value
         return uuid.UUID(hex=value)
 
+    def to_id_text(self, value: Any) -> str | None:
+        """An id as the driver returned it (a UUID, or 32 hex digits on SQLite), as text in
+        the canonical form: cheaper than going through ``uuid.UUID`` for a page of them."""
+        if value is None:
+            return None
+        if isinstance(value, str) and len(value) == 32:
+            return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+        return str(value)
+
     def to_timestamp(self, value: Any) -> datetime | None:
         if value is None:
             return None

@@ -154,9 +154,9 @@ def list_actions(
     rows = _LIST.rows(raw, actor, params, variant) if managed or member_only else []
     rows, next_cursor = cut_page(rows, limit, lambda r: [_date(r[7]), raw.to_uuid(r[0])])
     items = [summary(raw, r, now) for r in rows]
-    shown: dict[uuid.UUID, uuid.UUID | None] = {}
-    for item, r in zip(items, rows, strict=True):
-        shown.setdefault(item.case_id, raw.to_uuid(r[15]))
+    shown: dict[Any, Any] = {}
+    for r in rows:
+        shown.setdefault(r[1], r[15])
     audit.record(
         session,
         actor,

@@ -265,7 +265,7 @@ def agenda(session: Session, actor: Actor, conference_id: uuid.UUID) -> AgendaPu
         resource_id=conference_id,
         subjects=[
             *((item.case_id, item.subject_person_id) for item in items),
-            *((uuid.UUID(str(r[0])), raw.to_uuid(r[7])) for r in suggested),
+            *((r[0], r[7]) for r in suggested),
         ],
     )
     return AgendaPublic(

@@ -224,6 +224,6 @@ def list_cases(
         AuditAction.CASE_LIST,
         resource_type="case",
         detail={"returned": len(items)},
-        subjects=[(c.id, raw.to_uuid(r[10])) for c, r in zip(items, rows, strict=True)],
+        subjects=[(r[0], r[10]) for r in rows],
     )
     return items, next_cursor
