@@ -6,17 +6,22 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import date
 from difflib import SequenceMatcher
 from itertools import combinations
-from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select, union_all
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
+from app.actor import Actor
 from app.models.person import Person
+from app.policies import visible_people
+from app.prepared import Prepared
+from app.prepared import Query as PreparedQuery
+from app.rawsql import Raw
 
 NICKNAMES = {
     "abby": "abigail",
@@ -169,42 +174,68 @@ def score(query: Query, candidate: Person) -> tuple[float, list[str]]:
     return round(total, 3), [why for _, why in parts if why]
 
 
-def candidates(
-    session: Session, query: Query, visible: Any = None, limit: int = 20
-) -> list[tuple[Person, float, list[str]]]:
-    """Scored candidates, best first. Each lookup is served by an index on person.
+_KEYS = {
+    "family": Person.__table__.c.family_key,  # type: ignore[attr-defined]
+    "given": Person.__table__.c.given_key,  # type: ignore[attr-defined]
+    "born": Person.__table__.c.date_of_birth,  # type: ignore[attr-defined]
+    "postcode": Person.__table__.c.postcode_key,  # type: ignore[attr-defined]
+}
+# One named parameter per field, shared by every lookup that compares it.
+_PARAMS = {name: bindparam(name, required=False, type_=c.type) for name, c in _KEYS.items()}
+
+
+def _build_lookup(actor: Actor, variant: Hashable) -> PreparedQuery:
+    """The ids of the people any of the lookups finds, for the fields the query gives.
 
     The broad lookup (any one of family name, date of birth, postcode) is capped, and a
     common surname, birthday or a block of flats' postcode can fill the cap with others. So
-    narrower lookups (everything given agreeing, then pairs agreeing) run first, each under
-    its own cap: a strong candidate is always scored, whatever order rows come back in.
-    """
-    fields: dict[str, Any] = {}
-    if query.family:
-        fields["family"] = col(Person.family_key) == query.family
-        if query.given:
-            fields["given"] = col(Person.given_key) == query.given
-    if query.date_of_birth:
-        fields["born"] = col(Person.date_of_birth) == query.date_of_birth
-    if query.postcode:
-        fields["postcode"] = col(Person.postcode_key) == query.postcode
+    narrower lookups (everything given agreeing, then pairs agreeing) are capped each on its
+    own: a strong candidate is always scored, whatever order rows come back in. One
+    statement, served by the indexes on person."""
+    assert isinstance(variant, tuple)
+    present, visible_only = variant
+    fields = {name: _KEYS[name] == _PARAMS[name] for name in present}
     indexed = [fields[k] for k in ("family", "born", "postcode") if k in fields]
-    if not indexed:
-        return []
     tiers: list[tuple[str, ...]] = [tuple(fields)]
     if "given" in fields and "born" in fields:
         tiers.append(("family", "given", "born"))
     # Pairs; the (unindexed) first name only with the family name it narrows.
     tiers += [p for p in combinations(fields, 2) if "given" not in p or p == ("family", "given")]
-    found: dict[Any, Person] = {}
     lookups = [and_(*(fields[k] for k in tier)) for tier in dict.fromkeys(tiers) if len(tier) > 1]
+    parts = []
     for where in [*lookups, or_(*indexed)]:
-        stmt = select(Person).where(where)
-        if visible is not None:
-            stmt = stmt.where(visible)
-        for person in session.scalars(stmt.limit(CANDIDATE_CAP)):
-            found.setdefault(person.id, person)
-    scored = [(p, *score(query, p)) for p in found.values()]
+        stmt = select(col(Person.id)).where(where)
+        if visible_only:
+            stmt = stmt.where(visible_people(actor))
+        capped = stmt.limit(CANDIDATE_CAP).subquery()
+        parts.append(select(capped.c.id))
+    return select(col(Person.id)).where(col(Person.id).in_(union_all(*parts)))
+
+
+_LOOKUP = Prepared(_build_lookup)
+
+
+def candidates(
+    session: Session, actor: Actor, query: Query, *, visible_only: bool, limit: int = 20
+) -> list[tuple[Person, float, list[str]]]:
+    """Scored candidates, best first; with ``visible_only``, only people the actor may see
+    (``app.policies.visible_people``)."""
+    values = {
+        "family": query.family,
+        "given": query.given if query.family else None,
+        "born": query.date_of_birth,
+        "postcode": query.postcode,
+    }
+    present = tuple(name for name, value in values.items() if value)
+    if not set(present) & {"family", "born", "postcode"}:
+        return []
+    raw = Raw(session)
+    session.flush()  # people this unit created are candidates too
+    ids = [raw.to_uuid(row[0]) for row in _LOOKUP.rows(raw, actor, values, (present, visible_only))]
+    if not ids:
+        return []
+    found = session.scalars(select(Person).where(col(Person.id).in_(ids))).all()
+    scored = [(p, *score(query, p)) for p in found]
     scored = [row for row in scored if row[1] > 0]
     scored.sort(key=lambda row: (-row[1], row[0].family_name, str(row[0].id)))
     return scored[:limit]

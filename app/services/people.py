@@ -78,7 +78,7 @@ def search(
     if not (name or date_of_birth or postcode):
         raise Invalid("Give at least one of name, date_of_birth and postcode")
     query = matching.Query.parse(name, date_of_birth, postcode)
-    found = matching.candidates(session, query, visible_people(actor), limit)
+    found = matching.candidates(session, actor, query, visible_only=True, limit=limit)
     audit.record(
         session,
         actor,
@@ -169,7 +169,7 @@ def resolve(
         date_of_birth=details.date_of_birth,
         postcode=matching.postcode_key(details.postcode),
     )
-    found = matching.candidates(session, query)
+    found = matching.candidates(session, actor, query, visible_only=False)
     exact = [
         p
         for p, _, why in found
