@@ -27,12 +27,13 @@ from app.models.action import Action, ActionStatus, ActionSummary
 from app.models.agenda import AgendaPublic, ListingPublic, Suggestion, SuggestionReason
 from app.models.case import Case, CaseStatus
 from app.models.conference import UPCOMING, Conference, Listing
-from app.models.panel import MANAGING_ROLES, PanelMember, PanelRole
+from app.models.panel import MANAGING_ROLES
 from app.models.person import Person
 from app.policies import not_excluded, visible_cases, visible_conferences
 from app.prepared import Prepared, Query
 from app.rawsql import Raw
 from app.services import action_lists
+from app.services.panels import panel_role_of
 
 SUGGESTIONS_SHOWN = 50
 
@@ -56,20 +57,6 @@ def _build_conference(actor: Actor, _variant: Hashable) -> Query:
         col(Conference.agenda_published_at),
         col(Conference.version),
     ).where(col(Conference.id) == _CONFERENCE_ID, visible_conferences(actor))
-
-
-def _build_role(actor: Actor, _variant: Hashable) -> Query:
-    """The caller's role on the panel, if they hold one and their agency is a member
-    (``app.services.panels.panel_role_of``)."""
-    return (
-        select(col(PanelRole.role))
-        .join(PanelMember, col(PanelMember.panel_id) == col(PanelRole.panel_id))
-        .where(
-            col(PanelRole.panel_id) == _PANEL_ID,
-            col(PanelRole.user_id) == actor.id,
-            col(PanelMember.agency_id) == actor.agency_id,
-        )
-    )
 
 
 def _listed() -> Any:
@@ -169,7 +156,6 @@ def _build_suggestions(actor: Actor, heard: Hashable) -> Query:
 
 
 _CONFERENCE = Prepared(_build_conference)
-_ROLE = Prepared(_build_role)
 _LISTINGS = Prepared(_build_listings)
 _OUTSTANDING = Prepared(_build_outstanding)
 _SUGGESTIONS = Prepared(_build_suggestions)
@@ -247,10 +233,7 @@ def agenda(session: Session, actor: Actor, conference_id: uuid.UUID) -> AgendaPu
     if conference is None:
         raise NotFound("conference", conference_id)
     _, panel_id, status, published_at, version = conference
-    manages = actor.id is not None and actor.agency_id is not None
-    if manages:
-        role = _ROLE.row(raw, actor, {"panel_id": panel_id})
-        manages = role is not None and role[0] in MANAGING_ROLES
+    manages = panel_role_of(session, actor, panel_id) in MANAGING_ROLES
     items = (
         _listings(raw, actor, conference_id, manages) if manages or published_at is not None else []
     )

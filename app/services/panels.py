@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Hashable
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -34,6 +35,9 @@ from app.panels import PANEL_TYPES
 from app.panels.base import PanelConfig
 from app.permissions import Permission
 from app.policies import member_panel_ids
+from app.prepared import Prepared
+from app.prepared import Query as PreparedQuery
+from app.rawsql import Raw
 
 _AUDITED = ("name", "area", "config", "is_active")
 
@@ -198,20 +202,30 @@ def user_role_on(session: Session, panel_id: uuid.UUID, user_id: uuid.UUID) -> s
     return role
 
 
-def panel_role_of(session: Session, actor: Actor, panel_id: uuid.UUID) -> str | None:
-    """The caller's role on a panel, if they hold one and their agency is a member."""
-    if actor.id is None or actor.agency_id is None:
-        return None
-    role: str | None = session.scalar(
+def _build_role(actor: Actor, _variant: Hashable) -> PreparedQuery:
+    return (
         select(col(PanelRole.role))
         .join(PanelMember, col(PanelMember.panel_id) == col(PanelRole.panel_id))
         .where(
-            col(PanelRole.panel_id) == panel_id,
+            col(PanelRole.panel_id) == bindparam("panel_id", required=False),
             col(PanelRole.user_id) == actor.id,
             col(PanelMember.agency_id) == actor.agency_id,
         )
     )
-    return role
+
+
+# Asked on most requests about a panel's work: prepared (app.prepared).
+_ROLE = Prepared(_build_role)
+
+
+def panel_role_of(session: Session, actor: Actor, panel_id: uuid.UUID | Any) -> str | None:
+    """The caller's role on a panel, if they hold one and their agency is a member.
+    ``panel_id``: a UUID, or the id as the driver returned it."""
+    if actor.id is None or actor.agency_id is None:
+        return None
+    session.flush()  # a role or membership this unit changed through the ORM counts
+    found = _ROLE.row(Raw(session), actor, {"panel_id": panel_id})
+    return None if found is None else str(found[0])
 
 
 def _members(session: Session, panel_id: uuid.UUID) -> PanelMembers:

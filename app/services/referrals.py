@@ -4,10 +4,11 @@ by the panel's coordinator or chair into a case (new, or the person's open one),
 from __future__ import annotations
 
 import uuid
+from collections.abc import Hashable
 from datetime import date, datetime, timedelta
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -36,6 +37,9 @@ from app.pagination import paginate
 from app.panels import PANEL_TYPES
 from app.panels.base import ConsentRecord, PanelConfig, PanelType, PersonFacts
 from app.policies import managed_panel_ids, visible_referrals
+from app.prepared import Prepared
+from app.prepared import Query as PreparedQuery
+from app.rawsql import Raw
 from app.services import cases, people
 from app.services.panels import config_of, panel_role_of
 
@@ -86,17 +90,42 @@ def _check_consent(
         raise Invalid("Consent: " + "; ".join(problems), extra={"reasons": problems})
 
 
+def _build_may_refer(actor: Actor, _variant: Hashable) -> PreparedQuery:
+    return select(col(PanelMember.may_refer)).where(
+        col(PanelMember.panel_id) == bindparam("panel_id", required=False),
+        col(PanelMember.agency_id) == actor.agency_id,
+    )
+
+
+def _build_repeat_of(_actor: Actor, _variant: Hashable) -> PreparedQuery:
+    """The most recent case on the panel about the person (as its subject: a repeat MARAC
+    is a further incident for the same victim) heard, or opened, since the given time."""
+    heard = func.coalesce(col(Case.last_heard_at), col(Case.opened_at))
+    opened_at = Case.__table__.c.opened_at  # type: ignore[attr-defined]
+    since = bindparam("since", required=False, type_=opened_at.type)
+    return (
+        select(col(Case.id))
+        .where(
+            col(Case.panel_id) == bindparam("panel_id", required=False),
+            col(Case.subject_person_id) == bindparam("person_id", required=False),
+            heard >= since,
+        )
+        .order_by(heard.desc())
+        .limit(1)
+    )
+
+
+# Every submission runs these: prepared (app.prepared).
+_MAY_REFER = Prepared(_build_may_refer)
+_REPEAT_OF = Prepared(_build_repeat_of)
+
+
 def _referring_panel(session: Session, actor: Actor, panel_id: uuid.UUID) -> Panel:
     panel = session.get(Panel, panel_id)
     if panel is None or not panel.is_active:
         raise Invalid("panel_id does not name an active panel")
-    may_refer = session.scalar(
-        select(col(PanelMember.may_refer)).where(
-            col(PanelMember.panel_id) == panel.id,
-            col(PanelMember.agency_id) == actor.agency_id,
-        )
-    )
-    if not may_refer:
+    may_refer = _MAY_REFER.row(Raw(session), actor, {"panel_id": panel.id})
+    if not (may_refer and may_refer[0]):
         raise Forbidden(
             "Your agency is not permitted to refer to this panel",
             resource_type="panel",
@@ -106,23 +135,17 @@ def _referring_panel(session: Session, actor: Actor, panel_id: uuid.UUID) -> Pan
 
 
 def _repeat_of(
-    session: Session, panel: Panel, person_id: uuid.UUID, window_days: int
+    session: Session, actor: Actor, panel: Panel, person_id: uuid.UUID, window_days: int
 ) -> uuid.UUID | None:
-    """The most recent case on this panel about the person (as its subject: a repeat MARAC
-    is a further incident for the same victim) heard, or opened, within the window."""
-    since = utcnow() - timedelta(days=window_days)
-    heard = func.coalesce(col(Case.last_heard_at), col(Case.opened_at))
-    found: uuid.UUID | None = session.scalar(
-        select(col(Case.id))
-        .where(
-            col(Case.panel_id) == panel.id,
-            col(Case.subject_person_id) == person_id,
-            heard >= since,
-        )
-        .order_by(heard.desc())
-        .limit(1)
-    )
-    return found
+    """A case on this panel about the person heard, or opened, within the repeat window."""
+    raw = Raw(session)
+    params = {
+        "panel_id": panel.id,
+        "person_id": person_id,
+        "since": utcnow() - timedelta(days=window_days),
+    }
+    found = _REPEAT_OF.row(raw, actor, params)
+    return None if found is None else raw.to_uuid(found[0])
 
 
 def submit(session: Session, actor: Actor, data: ReferralCreate) -> ReferralPublic:
@@ -169,13 +192,13 @@ def submit(session: Session, actor: Actor, data: ReferralCreate) -> ReferralPubl
     session.flush()
     subject_id: uuid.UUID | None = None
     duplicates = 0
-    linked: set[tuple[uuid.UUID, str]] = set()
+    linked: dict[tuple[uuid.UUID, str], None] = {}
     for entry in data.people:
         resolved = people.resolve(session, actor, entry.person_id, entry.details)
         duplicates += resolved.duplicates
         if (resolved.person.id, entry.role) in linked:
             raise Invalid("The same person appears twice with the same role")
-        linked.add((resolved.person.id, entry.role))
+        linked[(resolved.person.id, entry.role)] = None
         session.add(
             ReferralPerson(referral_id=referral.id, person_id=resolved.person.id, role=entry.role)
         )
@@ -183,7 +206,9 @@ def submit(session: Session, actor: Actor, data: ReferralCreate) -> ReferralPubl
             subject_id = resolved.person.id
     assert subject_id is not None
     referral.possible_duplicates = duplicates
-    referral.repeat_of_case_id = _repeat_of(session, panel, subject_id, config.repeat_window_days)
+    referral.repeat_of_case_id = _repeat_of(
+        session, actor, panel, subject_id, config.repeat_window_days
+    )
     referral.is_repeat = referral.repeat_of_case_id is not None
     session.flush()
     audit.record(
@@ -195,7 +220,8 @@ def submit(session: Session, actor: Actor, data: ReferralCreate) -> ReferralPubl
         person_id=subject_id,
         detail={"panel_id": str(panel.id), "is_repeat": referral.is_repeat},
     )
-    return to_public(session, actor, referral)
+    shown = [ReferralPersonPublic(person_id=p, role=r) for p, r in linked]
+    return to_public(session, actor, referral, people_=shown)
 
 
 def _people(session: Session, referral_id: uuid.UUID) -> list[ReferralPersonPublic]:
