@@ -7,6 +7,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,6 +17,7 @@ from app.models.action import Action
 from app.models.audit import AuditEvent
 from app.permissions import Scope
 from app.security import Security
+from app.services import action_lists, agenda_reads
 from tests.builders import bearer, client_token, make_client
 from tests.conferencing import (
     conf_url,
@@ -406,3 +408,43 @@ def test_correcting_why_an_action_was_not_done_is_kept_in_its_history(
         ["agency_did_not_act", None],
         ["overtaken_by_events", None],
     ]
+
+
+def test_overdue_is_judged_on_the_day_of_each_request(
+    client: TestClient, session: Session, security: Security, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agenda's and the action list's statements are prepared once and kept: today's
+    date is bound on every request, never baked in on the day they were first built."""
+    w = world(session, security)
+    case = new_case(client, w)
+    action = set_action(client, w, case["id"], w.police.id, 5)
+    conference = ok(
+        client.post(
+            "/api/v1/conferences",
+            json={
+                "panel_id": str(w.panel.id),
+                "starts_at": "2027-03-01T10:00:00+00:00",
+                "location": "Civic Offices",
+                "chair_user_id": str(w.chair_user.id),
+            },
+            headers=w.coord,
+        ),
+        201,
+    )
+
+    def suggested() -> dict[str, Any]:
+        agenda = ok(client.get(conf_url(conference, "/listings"), headers=w.coord))
+        return {s["case_id"]: s for s in agenda["suggestions"]}[case["id"]]
+
+    def overdue_list() -> list[str]:
+        page = ok(client.get("/api/v1/actions", params={"overdue": "true"}, headers=w.coord))
+        return [a["id"] for a in page["items"]]
+
+    assert suggested()["overdue_actions"] == 0
+    assert overdue_list() == []
+    later = today() + timedelta(days=6)
+    monkeypatch.setattr(agenda_reads, "today", lambda: later)
+    monkeypatch.setattr(action_lists, "today", lambda: later)
+    assert suggested()["overdue_actions"] == 1
+    assert suggested()["reasons"] == ["awaiting_listing", "overdue_actions"]
+    assert overdue_list() == [action["id"]]
