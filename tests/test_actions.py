@@ -25,6 +25,7 @@ from tests.conferencing import (
     new_case,
     ok,
     problem,
+    schedule,
     set_status,
 )
 from tests.test_referrals import Headers, World, person_headers, world
@@ -418,19 +419,7 @@ def test_overdue_is_judged_on_the_day_of_each_request(
     w = world(session, security)
     case = new_case(client, w)
     action = set_action(client, w, case["id"], w.police.id, 5)
-    conference = ok(
-        client.post(
-            "/api/v1/conferences",
-            json={
-                "panel_id": str(w.panel.id),
-                "starts_at": "2027-03-01T10:00:00+00:00",
-                "location": "Civic Offices",
-                "chair_user_id": str(w.chair_user.id),
-            },
-            headers=w.coord,
-        ),
-        201,
-    )
+    conference = schedule(client, w)
 
     def suggested() -> dict[str, Any]:
         agenda = ok(client.get(conf_url(conference, "/listings"), headers=w.coord))
