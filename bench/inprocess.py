@@ -53,34 +53,36 @@ async def _drive(
     paths = scenario.url_paths(ids)
     headers = scenario.request_headers(token)
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-    async with app.router.lifespan_context(app):  # type: ignore[attr-defined]
-        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+    async with (
+        app.router.lifespan_context(app),  # type: ignore[attr-defined]
+        httpx.AsyncClient(transport=transport, base_url="http://bench") as client,
+    ):
 
-            async def send(i: int) -> None:
-                r = await client.request(
-                    scenario.method,
-                    paths[i % len(paths)],
-                    headers=headers,
-                    content=_body(scenario, ids, i),
-                )
-                if r.status_code >= 400:
-                    raise SystemExit(f"{r.status_code}: {r.text[:500]}")
+        async def send(i: int) -> None:
+            r = await client.request(
+                scenario.method,
+                paths[i % len(paths)],
+                headers=headers,
+                content=_body(scenario, ids, i),
+            )
+            if r.status_code >= 400:
+                raise SystemExit(f"{r.status_code}: {r.text[:500]}")
 
-            for i in range(warmup):
-                await send(i)
-            profiler = None
-            if profile:
-                from pyinstrument import Profiler
+        for i in range(warmup):
+            await send(i)
+        profiler = None
+        if profile:
+            from pyinstrument import Profiler
 
-                profiler = Profiler(async_mode="enabled")
-                profiler.start()
-            start = time.process_time()
-            for i in range(warmup, warmup + requests):
-                await send(i)
-            spent = time.process_time() - start
-            if profiler is not None:
-                profiler.stop()
-                print(profiler.output_text(unicode=True, color=False, show_all=False))
+            profiler = Profiler(async_mode="enabled")
+            profiler.start()
+        start = time.process_time()
+        for i in range(warmup, warmup + requests):
+            await send(i)
+        spent = time.process_time() - start
+        if profiler is not None:
+            profiler.stop()
+            print(profiler.output_text(unicode=True, color=False, show_all=False))
     return spent / requests
 
 
