@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -43,7 +43,8 @@ SETTING = frozenset({ConferenceStatus.IN_PROGRESS.value, ConferenceStatus.CONCLU
 _TERMS = ("description", "owner_agency_id", "owner_user_id", "due_date", "priority")
 
 
-def overdue_clause(on: date) -> Any:
+def overdue_clause(on: date | ColumnElement[Any]) -> Any:
+    """Open and past due on ``on``: a date, or a bound parameter (a prepared statement's)."""
     return and_(col(Action.status) == ActionStatus.OPEN.value, col(Action.due_date) < on)
 
 

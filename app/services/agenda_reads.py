@@ -32,12 +32,11 @@ from app.models.person import Person
 from app.policies import not_excluded, visible_cases, visible_conferences
 from app.prepared import Prepared, Query
 from app.rawsql import Raw
-from app.services import action_lists
+from app.services import action_lists, actions
 from app.services.panels import panel_role_of
 
 SUGGESTIONS_SHOWN = 50
 
-_CASE = Case.__table__.c  # type: ignore[attr-defined]
 _CONFERENCE_ID: BindParameter[Any] = bindparam("conference_id", required=False)
 _PANEL_ID: BindParameter[Any] = bindparam("panel_id", required=False)
 # Today's date is a request value too: a date baked into a cached statement goes stale.
@@ -104,11 +103,7 @@ def _build_outstanding(_actor: Actor, _variant: Hashable) -> Query:
 
 def _late(case_id: Any) -> Any:
     """The case's open actions past their due date."""
-    return and_(
-        col(Action.case_id) == case_id,
-        col(Action.status) == _OPEN_ACTION,
-        col(Action.due_date) < _TODAY,
-    )
+    return and_(col(Action.case_id) == case_id, actions.overdue_clause(_TODAY))
 
 
 def _build_suggestions(actor: Actor, heard: Hashable) -> Query:

@@ -229,8 +229,8 @@ def candidates(
     present = tuple(name for name, value in values.items() if value)
     if not set(present) & {"family", "born", "postcode"}:
         return []
-    raw = Raw(session)
     session.flush()  # people this unit created are candidates too
+    raw = Raw(session)
     ids = [raw.to_uuid(row[0]) for row in _LOOKUP.rows(raw, actor, values, (present, visible_only))]
     if not ids:
         return []
