@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import Depends, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -16,10 +16,11 @@ from app.models.action import ActionCreate, ActionPatch, ActionPublic, ActionSta
 from app.openapi import AUTHED, READ_ONE, UPDATE, IdempotencyKey, IfMatch, created, problems
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.permissions import Permission
+from app.routing import IndexedRouter
 from app.services import action_lists, actions, idempotency
 
-router = APIRouter(prefix="/api/v1/actions", tags=["actions"])
-on_cases = APIRouter(prefix="/api/v1/cases/{case_id}/actions", tags=["actions"])
+router = IndexedRouter(prefix="/api/v1/actions", tags=["actions"])
+on_cases = IndexedRouter(prefix="/api/v1/cases/{case_id}/actions", tags=["actions"])
 
 Reader = Annotated[Caller, Depends(require(Permission.ACTION_READ))]
 Writer = Annotated[Caller, Depends(require(Permission.ACTION_WRITE))]

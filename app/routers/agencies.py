@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import Depends, Query, Response, status
 from fastapi.responses import JSONResponse
 
 from app.deps import Caller, require
@@ -14,9 +14,10 @@ from app.models.agency import AgencyCreate, AgencyKind, AgencyPublic, AgencyUpda
 from app.openapi import AUTHED, READ_ONE, UPDATE, WRITE, IdempotencyKey, IfMatch, created, problems
 from app.pagination import DEFAULT_LIMIT, NO_NUL, Cursor, Limit, Page
 from app.permissions import Permission
+from app.routing import IndexedRouter
 from app.services import agencies
 
-router = APIRouter(prefix="/api/v1/agencies", tags=["agencies"])
+router = IndexedRouter(prefix="/api/v1/agencies", tags=["agencies"])
 
 Reader = Annotated[Caller, Depends(require(Permission.AGENCY_READ))]
 Writer = Annotated[Caller, Depends(require(Permission.AGENCY_WRITE))]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import Depends, Response, status
 
 from app.deps import Caller, require
 from app.etags import etag
@@ -18,9 +18,10 @@ from app.models.api_client import (
 from app.openapi import AUTHED, READ_ONE, UPDATE, WRITE, IfMatch, problems
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.permissions import Permission
+from app.routing import IndexedRouter
 from app.services import api_clients
 
-router = APIRouter(prefix="/api/v1/api-clients", tags=["api clients"])
+router = IndexedRouter(prefix="/api/v1/api-clients", tags=["api clients"])
 
 Reader = Annotated[Caller, Depends(require(Permission.API_CLIENT_READ))]
 Writer = Annotated[Caller, Depends(require(Permission.API_CLIENT_WRITE))]

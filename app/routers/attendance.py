@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import Depends, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -16,9 +16,12 @@ from app.etags import etag
 from app.models.conference import AttendanceIn, AttendancePublic, AttendanceUpdate
 from app.openapi import READ_ONE, UPDATE, IdempotencyKey, IfMatch, created, problems
 from app.permissions import Permission
+from app.routing import IndexedRouter
 from app.services import attendance, idempotency
 
-router = APIRouter(prefix="/api/v1/conferences/{conference_id}/attendance", tags=["conferences"])
+router = IndexedRouter(
+    prefix="/api/v1/conferences/{conference_id}/attendance", tags=["conferences"]
+)
 
 Reader = Annotated[Caller, Depends(require(Permission.CONFERENCE_READ))]
 Writer = Annotated[Caller, Depends(require(Permission.CONFERENCE_WRITE))]

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 
 from app.audit import AuditAction, Outcome
 from app.deps import Caller, require
@@ -14,10 +14,11 @@ from app.models.audit import AuditEventPublic, AuditVerification
 from app.openapi import AUTHED, problems
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.permissions import Permission
+from app.routing import IndexedRouter
 from app.services import audit_log
 from app.services.audit_log import AuditFilter
 
-router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+router = IndexedRouter(prefix="/api/v1/audit", tags=["audit"])
 
 Reader = Annotated[Caller, Depends(require(Permission.AUDIT_READ))]
 Verifier = Annotated[Caller, Depends(require(Permission.AUDIT_VERIFY))]

@@ -7,15 +7,16 @@ import binascii
 from typing import Annotated
 from urllib.parse import unquote_plus
 
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import Form, Request, Response
 
 from app.deps import PublicUnit
 from app.errors import OAuthError
 from app.models.auth import GrantType, RevokeForm, TokenForm, TokenResponse
 from app.openapi import problems
+from app.routing import IndexedRouter
 from app.services import auth
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = IndexedRouter(prefix="/api/v1/auth", tags=["auth"])
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import Depends, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -26,9 +26,10 @@ from app.models.case import (
 from app.openapi import AUTHED, READ_ONE, UPDATE, IdempotencyKey, IfMatch, created, problems
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.permissions import Permission
+from app.routing import IndexedRouter
 from app.services import cases, idempotency
 
-router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
+router = IndexedRouter(prefix="/api/v1/cases", tags=["cases"])
 
 Reader = Annotated[Caller, Depends(require(Permission.CASE_READ))]
 Writer = Annotated[Caller, Depends(require(Permission.CASE_WRITE))]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import Depends, Query, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 from sqlalchemy.orm import Session
@@ -25,10 +25,11 @@ from app.models.conference import (
 from app.openapi import AUTHED, READ_ONE, UPDATE, WRITE, IdempotencyKey, IfMatch, created, problems
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.permissions import Permission
+from app.routing import IndexedRouter
 from app.services import calendar, conferences, idempotency
 
-router = APIRouter(prefix="/api/v1/conferences", tags=["conferences"])
-feeds = APIRouter(prefix="/api/v1/panels", tags=["conferences"])
+router = IndexedRouter(prefix="/api/v1/conferences", tags=["conferences"])
+feeds = IndexedRouter(prefix="/api/v1/panels", tags=["conferences"])
 
 Reader = Annotated[Caller, Depends(require(Permission.CONFERENCE_READ))]
 Writer = Annotated[Caller, Depends(require(Permission.CONFERENCE_WRITE))]

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from app.deps import DatabaseDep
 from app.migrations_state import migration_status
+from app.routing import IndexedRouter
 
-router = APIRouter(tags=["health"])
+router = IndexedRouter(tags=["health"])
 
 
 class Health(BaseModel):

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import Depends, Response, status
 
 from app.deps import Caller, require
 from app.models.auth import Me, TotpConfirm, TotpEnrolment
 from app.models.user import PasswordChange
 from app.openapi import AUTHED, WRITE, problems
 from app.permissions import Permission
+from app.routing import IndexedRouter
 from app.services import account
 
-router = APIRouter(prefix="/api/v1/me", tags=["me"])
+router = IndexedRouter(prefix="/api/v1/me", tags=["me"])
 
 Reader = Annotated[Caller, Depends(require(Permission.SELF_READ))]
 Manager = Annotated[Caller, Depends(require(Permission.SELF_MANAGE))]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import Depends, Query, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -24,9 +24,10 @@ from app.models.panel import (
 from app.openapi import AUTHED, READ_ONE, UPDATE, WRITE, IdempotencyKey, IfMatch, created, problems
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.permissions import Permission
+from app.routing import IndexedRouter
 from app.services import idempotency, panels
 
-router = APIRouter(prefix="/api/v1", tags=["panels"])
+router = IndexedRouter(prefix="/api/v1", tags=["panels"])
 
 Reader = Annotated[Caller, Depends(require(Permission.PANEL_READ))]
 Writer = Annotated[Caller, Depends(require(Permission.PANEL_WRITE))]

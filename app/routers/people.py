@@ -6,15 +6,16 @@ import uuid
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 
 from app.deps import Caller, require
 from app.models.person import PersonCandidate, PersonPublic
 from app.openapi import AUTHED, READ_ONE, problems
 from app.permissions import Permission
+from app.routing import IndexedRouter
 from app.services import people
 
-router = APIRouter(prefix="/api/v1/people", tags=["people"])
+router = IndexedRouter(prefix="/api/v1/people", tags=["people"])
 
 Searcher = Annotated[Caller, Depends(require(Permission.PERSON_SEARCH))]
 Reader = Annotated[Caller, Depends(require(Permission.CASE_READ))]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import Depends, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -23,9 +23,10 @@ from app.models.referral import (
 from app.openapi import AUTHED, READ_ONE, UPDATE, WRITE, IdempotencyKey, IfMatch, created, problems
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.permissions import Permission
+from app.routing import IndexedRouter
 from app.services import idempotency, referrals
 
-router = APIRouter(prefix="/api/v1/referrals", tags=["referrals"])
+router = IndexedRouter(prefix="/api/v1/referrals", tags=["referrals"])
 
 Submitter = Annotated[Caller, Depends(require(Permission.REFERRAL_SUBMIT))]
 Reader = Annotated[Caller, Depends(require(Permission.REFERRAL_READ))]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import Depends, Query, Response, status
 from fastapi.responses import JSONResponse
 
 from app.deps import Caller, require
@@ -14,9 +14,10 @@ from app.models.user import UserCreate, UserPublic, UserUpdate
 from app.openapi import AUTHED, READ_ONE, UPDATE, WRITE, IdempotencyKey, IfMatch, created, problems
 from app.pagination import DEFAULT_LIMIT, NO_NUL, Cursor, Limit, Page
 from app.permissions import Permission
+from app.routing import IndexedRouter
 from app.services import users
 
-router = APIRouter(prefix="/api/v1/users", tags=["users"])
+router = IndexedRouter(prefix="/api/v1/users", tags=["users"])
 
 Reader = Annotated[Caller, Depends(require(Permission.USER_READ))]
 Writer = Annotated[Caller, Depends(require(Permission.USER_WRITE))]
