@@ -169,6 +169,38 @@ def test_sealing_continues_the_chain_across_batches(
         assert later.prev_hash == earlier.hash
 
 
+def test_the_sealer_and_the_verification_read_every_kind_of_content_alike(
+    client: TestClient, session: Session, settings: Settings, principals: Principals
+) -> None:
+    """The sealer reads events through the driver, the verification through SQLAlchemy: an
+    event with every column filled (ids, text beyond ASCII, nested JSON, nulls) must verify."""
+    full = AuditEvent(
+        occurred_at=datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC),  # no microseconds: an edge
+        actor_type="user",
+        actor_id=uuid.uuid4(),
+        actor_agency_id=uuid.uuid4(),
+        action="case.update",
+        outcome="success",
+        resource_type="case",
+        resource_id="DVM-2026-0007",
+        case_id=uuid.uuid4(),
+        person_id=uuid.uuid4(),
+        purpose="Núñez: risk review — “urgent”",
+        source_ip="2001:db8::1",
+        request_id="req-1",
+        changes={"risk_level": ["medium", "high"], "notes": [None, "Zoë's key worker \u2603"]},
+        detail={"route": "PATCH /api/v1/cases/{case_id}", "n": 1.5, "ok": True, "list": [1, {}]},
+    )
+    session.add(full)
+    session.flush()
+    session.add(AuditUnsealed(event_id=full.id))
+    session.commit()
+    client.get("/api/v1/me", headers=principals.member.headers)
+    assert _seal(session, settings) >= 2
+    body = client.get("/api/v1/audit/verify", headers=principals.auditor.headers).json()
+    assert body["ok"] is True, body
+
+
 def test_verify_finds_an_edited_event(
     client: TestClient, session: Session, settings: Settings, principals: Principals
 ) -> None:
