@@ -21,9 +21,10 @@ import sqlite3
 import threading
 
 import anyio.to_thread
-import structlog
 
-log = structlog.get_logger("app.checkpoint")
+from app.logging import get_logger
+
+log = get_logger("app.checkpoint")
 
 
 class Checkpointer:

@@ -6,7 +6,6 @@ import uuid
 from http import HTTPStatus
 from typing import Any
 
-import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -15,8 +14,10 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from app.logging import get_logger
+
 PROBLEM_JSON = "application/problem+json"
-log = structlog.get_logger("app.errors")
+log = get_logger("app.errors")
 
 
 class DomainError(Exception):

@@ -1,30 +1,50 @@
 """Structured JSON logs. Nothing personal goes in: no query strings, bodies, tokens or IPs.
 
-structlog renders our events; the standard library's loggers (uvicorn's included) go through
-the same JSON renderer, so every line the process prints is one JSON object.
+Our own events (``structlog.get_logger(logger="app.x")``) take structlog's fast path: the
+level is checked before anything else, the line is rendered by orjson and written as bytes,
+with no trip through the standard library's logging (an access line is written for every
+request; through ``logging`` it cost ~45 µs, about a sixth of a cheap read's CPU in the app).
+The standard library's loggers (uvicorn's, alembic's) go through the same JSON shape, so
+every line the process prints is one JSON object with ``timestamp``, ``level``, ``logger``
+and ``event``.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from collections.abc import Mapping, MutableMapping
+from typing import Any, BinaryIO, TextIO
 
+import orjson
 import structlog
 
 _SHARED: list[Any] = [
     structlog.contextvars.merge_contextvars,
-    structlog.stdlib.add_log_level,
-    structlog.stdlib.add_logger_name,
+    structlog.processors.add_log_level,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
 ]
 
 
-def configure_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stdout)
+def get_logger(name: str) -> Any:
+    """The logger for one part of the app; its name is the line's ``logger`` field."""
+    # ``logger`` itself cannot be an initial value (get_logger has a parameter of that name).
+    return structlog.get_logger(logger_name=name)
+
+
+def _name_field(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
+    event["logger"] = event.pop("logger_name", None)
+    return event
+
+
+def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
+    """Log at ``level`` and above, one JSON object a line, to ``stream`` (stdout)."""
+    stream = stream or sys.stdout
+    threshold = logging.getLevelNamesMapping()[level.upper()]
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=_SHARED,
+            foreign_pre_chain=[*_SHARED, structlog.stdlib.add_logger_name],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
@@ -34,7 +54,7 @@ def configure_logging(level: str = "INFO") -> None:
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    root.setLevel(threshold)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
@@ -42,13 +62,23 @@ def configure_logging(level: str = "INFO") -> None:
     logging.getLogger("uvicorn.access").disabled = True
     logging.getLogger("httpx").setLevel(logging.WARNING)
     structlog.configure(
-        # Drop events below the level before any processor runs: the access line is per request.
         processors=[
-            structlog.stdlib.filter_by_level,
             *_SHARED,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+            _name_field,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(serializer=orjson.dumps),
         ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        # Events below the level are dropped by the bound logger's method itself.
+        wrapper_class=structlog.make_filtering_bound_logger(threshold),
+        logger_factory=structlog.BytesLoggerFactory(_binary(stream)),
         cache_logger_on_first_use=True,
     )
+
+
+def _binary(stream: TextIO) -> BinaryIO:
+    """The byte stream under a text stream (stdout's buffer); lines are flushed as written."""
+    stream.flush()
+    buffer = getattr(stream, "buffer", None)
+    if buffer is None:
+        raise ValueError("logging needs a stream with a byte buffer (like sys.stdout)")
+    return buffer  # type: ignore[no-any-return]

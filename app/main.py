@@ -7,7 +7,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -16,7 +15,7 @@ from app.checkpoint import Checkpointer
 from app.config import Settings, get_settings
 from app.db import Database
 from app.errors import install_error_handlers
-from app.logging import configure_logging
+from app.logging import configure_logging, get_logger
 from app.middleware import RequestContextMiddleware
 from app.migrations_state import head_revisions
 from app.routers import (
@@ -40,7 +39,7 @@ from app.routers import (
 from app.security import Security
 from app.services.audit_chain import chain_key, seal_pending
 
-log = structlog.get_logger("app")
+log = get_logger("app")
 
 
 def seal_batch(db: Database, key: bytes, batch: int) -> int:

@@ -9,10 +9,11 @@ import time
 import uuid
 from typing import Any
 
-import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-log = structlog.get_logger("app.access")
+from app.logging import get_logger
+
+log = get_logger("app.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),

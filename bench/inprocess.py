@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import secrets
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from app.config import Settings
+from app.logging import configure_logging
 from app.main import create_app
 
 from .backends import migrate
@@ -41,6 +44,49 @@ def _body(scenario: Scenario, ids: dict[str, list[str]], n: int) -> bytes | None
     return (parts[0] + unique + parts[1]).encode()
 
 
+async def _call(
+    app: Any, method: str, path_and_query: str, headers: dict[str, str], body: bytes | None
+) -> tuple[int, str]:
+    """One request straight into the ASGI app, as a server would hand it over: no client."""
+    path, _, query = path_and_query.partition("?")
+    raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    if body is not None:
+        raw_headers.append((b"content-length", str(len(body)).encode()))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": query.encode(),
+        "headers": raw_headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("bench", 80),
+    }
+    sent = False
+    status, chunks = 0, []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body or b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await app(scope, receive, send)
+    return status, b"".join(chunks).decode(errors="replace")
+
+
 async def _drive(
     app: object,
     scenario: Scenario,
@@ -49,6 +95,7 @@ async def _drive(
     requests: int,
     warmup: int,
     profile: bool,
+    direct: bool,
 ) -> float:
     paths = scenario.url_paths(ids)
     headers = scenario.request_headers(token)
@@ -59,14 +106,20 @@ async def _drive(
     ):
 
         async def send(i: int) -> None:
-            r = await client.request(
-                scenario.method,
-                paths[i % len(paths)],
-                headers=headers,
-                content=_body(scenario, ids, i),
-            )
-            if r.status_code >= 400:
-                raise SystemExit(f"{r.status_code}: {r.text[:500]}")
+            if direct:
+                status, text = await _call(
+                    app, scenario.method, paths[i % len(paths)], headers, _body(scenario, ids, i)
+                )
+            else:
+                r = await client.request(
+                    scenario.method,
+                    paths[i % len(paths)],
+                    headers=headers,
+                    content=_body(scenario, ids, i),
+                )
+                status, text = r.status_code, r.text
+            if status >= 400:
+                raise SystemExit(f"{status}: {text[:500]}")
 
         for i in range(warmup):
             await send(i)
@@ -94,24 +147,42 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cases", type=int, default=10_000)
     p.add_argument("--database-url", default="", help="default: a fresh SQLite file")
     p.add_argument("--profile", action="store_true")
+    p.add_argument(
+        "--direct",
+        action="store_true",
+        help="call the ASGI app directly, without the httpx client: the app's own cost only",
+    )
     args = p.parse_args(argv)
     scenario = next(s for s in SCENARIOS if s.name == args.scenario)
-    with tempfile.TemporaryDirectory() as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
         url = args.database_url or f"sqlite:///{Path(tmp) / 'inprocess.db'}"
         settings = Settings(
             database_url=url,
             secret_key=secrets.token_urlsafe(48),
             env="development",
-            log_level="WARNING",
+            log_level="INFO",
         )
         migrate(url, server_env({"PANELS_DATABASE_URL": url}))
         fixture = seed(settings, cases=args.cases if scenario.needs_cases else 0)
         app = create_app(settings)
+        # As the benchmark's server does: the access line of every request, to a file.
+        log_file = stack.enter_context((Path(tmp) / "app.log").open("w"))
+        configure_logging(settings.log_level, log_file)
         from app.security import Security
 
         token = fixture.token(Security(settings), scenario.token)
         per_request = asyncio.run(
-            _drive(app, scenario, token, fixture.ids, args.requests, args.warmup, args.profile)
+            _drive(
+                app,
+                scenario,
+                token,
+                fixture.ids,
+                args.requests,
+                args.warmup,
+                args.profile,
+                args.direct,
+            )
         )
     print(
         json.dumps({"scenario": scenario.name, "cpu_ms_per_request": round(per_request * 1e3, 3)})
