@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -72,6 +73,14 @@ async def _sealer(db: Database, key: bytes, settings: Settings) -> None:
             log.error("audit_seal_failed", error_type=type(exc).__name__)
 
 
+def _freeze_startup_objects() -> None:
+    """Keep what start-up built (routes, models, metadata: ~190,000 objects) out of every
+    later garbage collection. A full collection over them stopped the process for ~80 ms,
+    every request in flight included: that was the p99 of the cheap reads."""
+    gc.collect()
+    gc.freeze()
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
@@ -86,6 +95,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db.checkpoint_elsewhere()
         checkpointer = app.state.checkpointer = Checkpointer(path)
         checkpoints = asyncio.create_task(checkpointer.run(settings.sqlite_checkpoint_seconds))
+    _freeze_startup_objects()
     try:
         yield
     finally:
