@@ -15,7 +15,6 @@ from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 from fastapi import Depends, Query, Request
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlowPassword, OAuthFlows
 from fastapi.security import OAuth2
-from sqlalchemy import Transaction
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,7 +22,7 @@ from app import audit
 from app.actor import Actor, RequestMeta
 from app.audit import AuditAction, Outcome
 from app.config import Settings
-from app.db import Database
+from app.db import Database, UnitTransaction
 from app.errors import Conflict, DomainError, Forbidden, Unauthorized
 from app.permissions import Permission
 from app.security import AccessClaims, Security, TokenInvalid
@@ -201,7 +200,7 @@ class Caller(UnitOfWork):
             raise _forbidden(self.permission)
 
 
-def _commit(session: Session, transaction: Transaction) -> None:
+def _commit(session: Session, transaction: UnitTransaction) -> None:
     """Flush what the service left in its Session, if it used one, then commit the unit."""
     if session.in_transaction() or session.new or session.dirty or session.deleted:
         session.commit()

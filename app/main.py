@@ -44,10 +44,21 @@ log = get_logger("app")
 
 
 def seal_batch(db: Database, key: bytes, batch: int) -> int:
-    """Seal one batch of queued audit events in its own transaction; return how many."""
-    with db.session() as session:
-        sealed = seal_pending(session, key, batch=batch)
-        session.commit()
+    """Seal one batch of queued audit events in its own transaction (on SQLite, its own
+    SAVEPOINT in a group of units: ``app.group_commit``); return how many."""
+    connection = db.connect()
+    try:
+        transaction = db.begin(connection)
+        try:
+            with db.unit_session(connection) as session:
+                sealed = seal_pending(session, key, batch=batch)
+                session.commit()
+            transaction.commit()
+        finally:
+            if transaction.is_active:
+                transaction.rollback()
+    finally:
+        db.release(connection)
     return sealed
 
 

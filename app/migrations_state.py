@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from pathlib import Path
 
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.db import Database
@@ -30,10 +28,14 @@ def head_revisions() -> frozenset[str]:
 
 def migration_status(db: Database, heads: frozenset[str]) -> tuple[bool, str]:
     """(ready, explanation): the database is reachable and at the migrations' head."""
+    # On the service's own connection: on SQLite a second one would share its driver
+    # connection and, given back to the pool, roll back the units waiting for their COMMIT.
     try:
-        bind = db.bind
-        with nullcontext(bind) if isinstance(bind, Connection) else bind.connect() as conn:
+        conn = db.connect()
+        try:
             current = frozenset(MigrationContext.configure(conn).get_current_heads())
+        finally:
+            db.release(conn)
     except SQLAlchemyError as exc:
         return False, f"database unreachable: {type(exc).__name__}"
     if current != heads:

@@ -161,12 +161,12 @@ def main(argv: list[str] | None = None) -> int:
             database_url=url,
             secret_key=secrets.token_urlsafe(48),
             env="development",
-            log_level="INFO",
+            log_level="WARNING",
         )
         migrate(url, server_env({"PANELS_DATABASE_URL": url}))
         fixture = seed(settings, cases=args.cases if scenario.needs_cases else 0)
         app = create_app(settings)
-        # As the benchmark's server does: the access line of every request, to a file.
+        # As the benchmark's server does (PANELS_LOG_LEVEL=WARNING): its lines to a file.
         log_file = stack.enter_context((Path(tmp) / "app.log").open("w"))
         configure_logging(settings.log_level, log_file)
         from app.security import Security
