@@ -53,7 +53,7 @@ async def list_cases(
         cursor,
         limit,
     )
-    return Page(items=[CaseSummary.model_validate(c) for c in items], next_cursor=next_cursor)
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/{case_id}", response_model=CasePublic, responses=problems(*READ_ONE))

@@ -11,6 +11,7 @@ from collections.abc import Hashable, Sequence
 from datetime import date
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import and_, bindparam, not_, select, tuple_
 from sqlalchemy.orm import Session
 from sqlmodel import col
@@ -58,27 +59,40 @@ SUMMARY_COLUMNS = (
 )
 
 
+_SUMMARIES = TypeAdapter(list[ActionSummary])
+
+
+def summaries(raw: Raw, rows: Sequence[Sequence[Any]], now: date) -> list[ActionSummary]:
+    """Rows of SUMMARY_COLUMNS, as the driver or SQLAlchemy returned them, as summaries:
+    validated in one call for the page, not one model at a time."""
+    return _SUMMARIES.validate_python([_fields(raw, r, now) for r in rows])
+
+
 def summary(raw: Raw, r: Sequence[Any], now: date) -> ActionSummary:
-    """A row of SUMMARY_COLUMNS, as the driver or SQLAlchemy returned it, as a summary."""
+    """One row of SUMMARY_COLUMNS as a summary."""
+    return summaries(raw, [r], now)[0]
+
+
+def _fields(raw: Raw, r: Sequence[Any], now: date) -> dict[str, Any]:
     due = _date(r[7])
-    return ActionSummary(
-        id=r[0],
-        case_id=r[1],
-        case_reference=r[14],
-        panel_id=r[2],
-        conference_id=r[3],
-        description=r[4],
-        owner_agency_id=r[5],
-        owner_user_id=r[6],
-        due_date=due,
-        priority=r[8],
-        status=r[9],
-        is_overdue=r[9] == _OPEN and due < now,
-        not_done_reason=r[10],
-        not_done_detail=r[11],
-        resolved_at=raw.to_timestamp(r[12]),
-        version=r[13],
-    )
+    return {
+        "id": r[0],
+        "case_id": r[1],
+        "case_reference": r[14],
+        "panel_id": r[2],
+        "conference_id": r[3],
+        "description": r[4],
+        "owner_agency_id": r[5],
+        "owner_user_id": r[6],
+        "due_date": due,
+        "priority": r[8],
+        "status": r[9],
+        "is_overdue": r[9] == _OPEN and due < now,
+        "not_done_reason": r[10],
+        "not_done_detail": r[11],
+        "resolved_at": raw.utc_input(r[12]),
+        "version": r[13],
+    }
 
 
 def _build(actor: Actor, variant: Hashable) -> Query:
@@ -153,7 +167,7 @@ def list_actions(
     )
     rows = _LIST.rows(raw, actor, params, variant) if managed or member_only else []
     rows, next_cursor = cut_page(rows, limit, lambda r: [_date(r[7]), raw.to_uuid(r[0])])
-    items = [summary(raw, r, now) for r in rows]
+    items = summaries(raw, rows, now)
     shown: dict[Any, Any] = {}
     for r in rows:
         shown.setdefault(r[1], r[15])

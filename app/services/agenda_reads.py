@@ -163,9 +163,9 @@ def _listings(
     rows = _LISTINGS.rows(raw, actor, params, manages)
     outstanding: dict[Any, list[ActionSummary]] = defaultdict(list)
     if rows:
-        now = today()
-        for action in _OUTSTANDING.rows(raw, actor, params):
-            outstanding[action[1]].append(action_lists.summary(raw, action, now))
+        actions = _OUTSTANDING.rows(raw, actor, params)
+        for action, row in zip(action_lists.summaries(raw, actions, today()), actions, strict=True):
+            outstanding[row[1]].append(action)
     return [
         ListingPublic(
             id=r[0],
