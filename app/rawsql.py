@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
@@ -110,13 +111,14 @@ class Raw:
         return value
 
     def json(self, value: Any) -> Any:
+        """A JSON column's value (orjson: a list read's event carries a hundred ids)."""
         if value is None:
             return None
         if self.sqlite:
-            return json.dumps(value)
+            return orjson.dumps(value).decode()
         from psycopg.types.json import Json
 
-        return Json(value)
+        return Json(value, dumps=orjson.dumps)
 
     # results ------------------------------------------------------------------------------
     def to_uuid(self, value: Any) -> uuid.UUID | None:
