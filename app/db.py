@@ -214,11 +214,11 @@ class Database:
             await asyncio.sleep(0)
             if self._groups is None:
                 return fn(*args)
-            self._groups.join()
+            group = self._groups.join()
             try:
                 return fn(*args)
             finally:
-                await self._groups.committed()
+                await self._groups.committed(group)
         # asyncio's own executor hand-off: anyio's costs ~10% more CPU a request (it looks up
         # the running library and task on every call). The context goes along, as with anyio.
         if self._executor is None:

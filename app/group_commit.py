@@ -46,6 +46,11 @@ class UnitSavepoint:
     __slots__ = ("_driver", "is_active")
 
     def __init__(self, driver: sqlite3.Connection) -> None:
+        if not driver.in_transaction:
+            # SQLite ended the group's transaction itself (it does on a full disk or an I/O
+            # error). A SAVEPOINT now would begin and its RELEASE commit a transaction of
+            # this unit's own, answered as failed when the group's COMMIT fails.
+            raise CommitFailed("The database ended the transaction; nothing was done")
         self._driver = driver
         driver.execute("SAVEPOINT unit")
         self.is_active = True
@@ -61,53 +66,66 @@ class UnitSavepoint:
             self._driver.execute("RELEASE unit")
 
 
+class Group:
+    """One group: its transaction, and the callers waiting for its COMMIT."""
+
+    __slots__ = ("transaction", "waiters")
+
+    def __init__(self, transaction: Transaction) -> None:
+        self.transaction = transaction
+        self.waiters: list[asyncio.Future[None]] = []
+
+
 class GroupCommit:
-    """The open group's transaction on the one connection, and who waits for its COMMIT."""
+    """The open group on the one connection; each group's COMMIT, and who waits for it."""
 
     def __init__(self, connect: Callable[[], Connection]) -> None:
         self._connect = connect
-        self._group: Transaction | None = None
-        self._waiters: list[asyncio.Future[None]] = []
+        self._group: Group | None = None
 
     @property
     def open(self) -> bool:
-        return self._group is not None and self._group.is_active
+        return self._group is not None and self._group.transaction.is_active
 
-    def join(self) -> None:
-        """Make sure a group's transaction is open; the first unit of a group schedules its
-        COMMIT for when the loop has run what is ready now (other requests' units)."""
-        if self._group is None:
-            self._group = self._connect().begin()
-            asyncio.get_running_loop().call_soon(self._commit)
+    def join(self) -> Group:
+        """The open group, or a new one (also when the last one's transaction has ended):
+        its COMMIT is scheduled for when the loop has run what is ready now (other
+        requests' units)."""
+        group = self._group
+        if group is None or not group.transaction.is_active:
+            group = self._group = Group(self._connect().begin())
+            asyncio.get_running_loop().call_soon(self._commit, group)
+        return group
 
     def savepoint(self, connection: Connection) -> UnitSavepoint:
         driver = connection.connection.driver_connection
         assert isinstance(driver, sqlite3.Connection)
         return UnitSavepoint(driver)
 
-    async def committed(self) -> None:
-        """Wait for the COMMIT of the group the caller's unit ran in."""
-        if self._group is None:
-            return
+    @staticmethod
+    async def committed(group: Group) -> None:
+        """Wait for the COMMIT of the group a unit ran in (registered before the loop can
+        run that COMMIT: nothing awaits between a unit and this call)."""
         waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        group.waiters.append(waiter)
         await waiter
 
-    def _commit(self) -> None:
-        group, waiters = self._group, self._waiters
-        self._group, self._waiters = None, []
+    def _commit(self, group: Group) -> None:
+        if self._group is group:
+            self._group = None
         failure: BaseException | None = None
+        transaction = group.transaction
         try:
-            if group is None or not group.is_active:
+            if not transaction.is_active:
                 # Rolled back under the units' feet: what they did is gone.
                 raise RuntimeError("the group's transaction ended before its COMMIT")
-            group.commit()
+            transaction.commit()
         except Exception as exc:
             failure = exc
-            if group is not None and group.is_active:
+            if transaction.is_active:
                 with contextlib.suppress(Exception):
-                    group.rollback()
-        for waiter in waiters:
+                    transaction.rollback()
+        for waiter in group.waiters:
             if waiter.done():
                 continue
             if failure is None:

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.config import Environment, Settings
 from app.db import Database
+from app.group_commit import CommitFailed
 from app.main import create_app
 from app.models.agency import Agency, AgencyKind
 from app.security import Security
@@ -221,3 +222,45 @@ def test_when_the_shared_commit_fails_every_unit_of_the_group_fails_and_nothing_
         assert kept == (1 if status == 201 else 0), (name, status)
     created = served.count("SELECT count(*) FROM audit_event WHERE action = 'agency.create'")
     assert created == statuses.count(201)
+
+
+def test_when_the_database_ends_the_group_the_rest_of_it_does_nothing_and_the_next_group_works(
+    served: Served,
+) -> None:
+    """SQLite rolls a transaction back on its own on a full disk or an I/O error; a unit that
+    comes after, in the same group, must not start and commit a transaction of its own."""
+    db = served.db
+    home = served.principals.home.name
+
+    def write(short_name: str, end_the_transaction: bool) -> None:
+        connection = db.connect()
+        transaction = db.begin(connection)
+        try:
+            connection.exec_driver_sql(
+                "UPDATE agency SET short_name = ? WHERE name = ?", (short_name, home)
+            )
+            if end_the_transaction:
+                driver = connection.connection.driver_connection
+                assert driver is not None
+                driver.execute("ROLLBACK")
+            transaction.commit()
+        finally:
+            if transaction.is_active:
+                transaction.rollback()
+            db.release(connection)
+
+    async def go() -> list[Any]:
+        group = await asyncio.gather(
+            db.run(write, "Ended", True),
+            db.run(write, "After", False),
+            return_exceptions=True,
+        )
+        later = await db.run(write, "Next", False)
+        return [*group, later]
+
+    ended, after, later = asyncio.run(go())
+    assert isinstance(ended, Exception)
+    assert isinstance(after, CommitFailed)
+    assert later is None
+    assert served.count("SELECT count(*) FROM agency WHERE short_name = 'After'") == 0
+    assert served.count("SELECT count(*) FROM agency WHERE short_name = 'Next'") == 1
