@@ -1,6 +1,6 @@
 """Structured JSON logs. Nothing personal goes in: no query strings, bodies, tokens or IPs.
 
-Our own events (``structlog.get_logger(logger="app.x")``) take structlog's fast path: the
+Our own events (``get_logger("app.x")`` below) take structlog's fast path: the
 level is checked before anything else, the line is rendered by orjson and written as bytes,
 with no trip through the standard library's logging (an access line is written for every
 request; through ``logging`` it cost ~45 µs, about a sixth of a cheap read's CPU in the app).

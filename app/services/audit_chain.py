@@ -93,9 +93,9 @@ def _row_content(row: Row[Any]) -> list[Any]:
 
 
 # The sealer's side reads the same columns through the driver (app.rawsql): it seals every
-# event the service writes, and through SQLAlchemy's result processing it cost ~70 µs an
-# event, as much as a fifth of a cheap read's CPU. The verification reads them through
-# SQLAlchemy, so a sealer that canonicalised a value differently would fail verification.
+# event the service writes, and through SQLAlchemy's result processing it cost ~25 µs of
+# CPU an event, twice as much. The verification reads them through SQLAlchemy, so a sealer
+# that canonicalised a value differently would fail verification (tests/test_audit_log.py).
 _PENDING_SQL = (
     "SELECT e."  # noqa: S608 (constants only)
     + ", e.".join(CONTENT_COLUMNS)
