@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import IntegrityError
 
 from app.config import Environment, Settings
@@ -152,31 +152,47 @@ def test_a_failed_flush_undoes_its_own_unit_only(served: Served) -> None:
     assert len(served.commits) == 1  # all three ran in one group
 
 
+def _rename(
+    served: Served, short_name: str, then: Callable[[Connection], None] | None = None
+) -> None:
+    """A unit of work as the service runs one: set the home agency's short name, then
+    ``then`` (which may fail, or end the transaction under the unit's feet), then commit."""
+    db = served.db
+    connection = db.connect()
+    transaction = db.begin(connection)
+    try:
+        connection.exec_driver_sql(
+            "UPDATE agency SET short_name = ? WHERE name = ?",
+            (short_name, served.principals.home.name),
+        )
+        if then is not None:
+            then(connection)
+        transaction.commit()
+    finally:
+        if transaction.is_active:
+            transaction.rollback()
+        db.release(connection)
+
+
+def _fail(_connection: Connection) -> None:
+    raise RuntimeError("the unit failed after writing")
+
+
+def _end_the_transaction(connection: Connection) -> None:
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    driver.execute("ROLLBACK")
+
+
 def test_a_unit_that_fails_after_writing_is_rolled_back_to_its_own_savepoint(
     served: Served,
 ) -> None:
     db = served.db
-    home = served.principals.home.name
-
-    def write(short_name: str, then_fail: bool) -> None:
-        connection = db.connect()
-        transaction = db.begin(connection)
-        try:
-            connection.exec_driver_sql(
-                "UPDATE agency SET short_name = ? WHERE name = ?", (short_name, home)
-            )
-            if then_fail:
-                raise RuntimeError("the unit failed after writing")
-            transaction.commit()
-        finally:
-            if transaction.is_active:
-                transaction.rollback()
-            db.release(connection)
 
     async def go() -> list[Any]:
         return await asyncio.gather(
-            db.run(write, "First", False),
-            db.run(write, "Undone", True),
+            db.run(_rename, served, "First"),
+            db.run(_rename, served, "Undone", _fail),
             return_exceptions=True,
         )
 
@@ -230,32 +246,14 @@ def test_when_the_database_ends_the_group_the_rest_of_it_does_nothing_and_the_ne
     """SQLite rolls a transaction back on its own on a full disk or an I/O error; a unit that
     comes after, in the same group, must not start and commit a transaction of its own."""
     db = served.db
-    home = served.principals.home.name
-
-    def write(short_name: str, end_the_transaction: bool) -> None:
-        connection = db.connect()
-        transaction = db.begin(connection)
-        try:
-            connection.exec_driver_sql(
-                "UPDATE agency SET short_name = ? WHERE name = ?", (short_name, home)
-            )
-            if end_the_transaction:
-                driver = connection.connection.driver_connection
-                assert driver is not None
-                driver.execute("ROLLBACK")
-            transaction.commit()
-        finally:
-            if transaction.is_active:
-                transaction.rollback()
-            db.release(connection)
 
     async def go() -> list[Any]:
         group = await asyncio.gather(
-            db.run(write, "Ended", True),
-            db.run(write, "After", False),
+            db.run(_rename, served, "Ended", _end_the_transaction),
+            db.run(_rename, served, "After"),
             return_exceptions=True,
         )
-        later = await db.run(write, "Next", False)
+        later = await db.run(_rename, served, "Next")
         return [*group, later]
 
     ended, after, later = asyncio.run(go())
