@@ -40,7 +40,9 @@ def _name_field(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> 
 def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
     """Log at ``level`` and above, one JSON object a line, to ``stream`` (stdout)."""
     stream = stream or sys.stdout
-    threshold = logging.getLevelNamesMapping()[level.upper()]
+    threshold = logging.getLevelNamesMapping().get(level.upper())
+    if threshold is None:
+        raise ValueError(f"unknown log level {level!r} (DEBUG, INFO, WARNING, ERROR, CRITICAL)")
     handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
@@ -61,24 +63,28 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
     # uvicorn's access line carries the client IP and the query string; ours carries neither.
     logging.getLogger("uvicorn.access").disabled = True
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Bytes straight to the stream's buffer (stdout's); a stream with none gets text.
+    stream.flush()
+    buffer: BinaryIO | None = getattr(stream, "buffer", None)
     structlog.configure(
         processors=[
             *_SHARED,
             _name_field,
             structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(serializer=orjson.dumps),
+            structlog.processors.JSONRenderer(
+                serializer=orjson.dumps if buffer is not None else _json_text
+            ),
         ],
         # Events below the level are dropped by the bound logger's method itself.
         wrapper_class=structlog.make_filtering_bound_logger(threshold),
-        logger_factory=structlog.BytesLoggerFactory(_binary(stream)),
+        logger_factory=(
+            structlog.BytesLoggerFactory(buffer)
+            if buffer is not None
+            else structlog.WriteLoggerFactory(stream)
+        ),
         cache_logger_on_first_use=True,
     )
 
 
-def _binary(stream: TextIO) -> BinaryIO:
-    """The byte stream under a text stream (stdout's buffer); lines are flushed as written."""
-    stream.flush()
-    buffer = getattr(stream, "buffer", None)
-    if buffer is None:
-        raise ValueError("logging needs a stream with a byte buffer (like sys.stdout)")
-    return buffer  # type: ignore[no-any-return]
+def _json_text(value: Any, **_kwargs: Any) -> str:
+    return orjson.dumps(value).decode()

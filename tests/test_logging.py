@@ -79,3 +79,29 @@ def test_lines_below_the_level_are_not_written(tmp_path: Path, level: str) -> No
     lines = _run(tmp_path, level)
     assert not [line for line in lines if line["level"] in ("debug", "info")]
     assert len(lines) == (1 if level == "WARNING" else 0)  # the standard library's warning
+
+
+def test_a_text_stream_without_a_byte_buffer_still_gets_json_lines() -> None:
+    script = """
+import io, json
+from app.logging import configure_logging, get_logger
+stream = io.StringIO()
+configure_logging("INFO", stream)
+get_logger("app.test").info("written", n=1)
+line = json.loads(stream.getvalue())
+assert (line["event"], line["logger"], line["n"]) == ("written", "app.test", 1), line
+try:
+    configure_logging("LOUD")
+except ValueError as exc:
+    print(exc)
+"""
+    done = subprocess.run(  # noqa: S603 (our own script, our own interpreter)
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parent.parent,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "unknown log level 'LOUD'" in done.stdout
