@@ -16,7 +16,9 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import secrets
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -130,9 +132,16 @@ async def _drive(
             profiler = Profiler(async_mode="enabled")
             profiler.start()
         start = time.process_time()
+        times = os.times()
         for i in range(warmup, warmup + requests):
             await send(i)
         spent = time.process_time() - start
+        after = os.times()
+        print(
+            f"user {(after.user - times.user) / requests * 1e3:.3f} ms, "
+            f"system {(after.system - times.system) / requests * 1e3:.3f} ms a request",
+            file=sys.stderr,
+        )
         if profiler is not None:
             profiler.stop()
             print(profiler.output_text(unicode=True, color=False, show_all=False))

@@ -157,5 +157,7 @@ class Server:
 def server_env(extra: dict[str, str]) -> dict[str, str]:
     """The environment for a server: ours, minus PANELS_* we did not choose, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PANELS_")}
+    if os.environ.get("BENCH_DB_CONCURRENCY"):
+        env["PANELS_DB_CONCURRENCY"] = os.environ["BENCH_DB_CONCURRENCY"]
     env.update(extra)
     return env
