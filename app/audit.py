@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.actor import Actor
 from app.models.base import utcnow
-from app.rawsql import Raw
+from app.rawsql import READ_UNIT, Raw
 
 
 class AuditAction(StrEnum):
@@ -146,6 +146,7 @@ def record(
     filters (``app.services.audit_chain``), in batches, off the request's path.
     """
     raw = Raw(session)
+    deferred: list[tuple[Any, ...]] | None = session.info.get(READ_UNIT) if raw.read_only else None
     if subjects:
         pairs = [[raw.to_id_text(c), raw.to_id_text(p)] for c, p in subjects]
         detail = {**(detail or {}), "subjects": pairs}
@@ -168,12 +169,46 @@ def record(
         raw.json(changes),
         raw.json(detail),
     )
+    if deferred is not None:
+        deferred.append(values)
+        return
+    _insert(raw, values)
+
+
+def _insert(raw: Raw, values: tuple[Any, ...]) -> None:
     if not raw.sqlite:
         raw.run(_INSERT_EVENT_QUEUED, values)
         return
     row = raw.one(_INSERT_EVENT_RETURNING, values)
     assert row is not None
     raw.run("INSERT INTO audit_unsealed (event_id) VALUES (?)", (row[0],))
+
+
+def write_deferred(session: Session) -> None:
+    """Write the events a read's unit of work recorded, just before its commit.
+
+    A read writes nothing but its events, so on PostgreSQL its unit runs in autocommit mode
+    (``app.db``): two round trips fewer, ``BEGIN`` and ``COMMIT``. Its events wait until the
+    read has succeeded and are written last, in one statement, or inside ``BEGIN`` when
+    there are several: as inside one transaction, a read that fails keeps none of them, and
+    no answer leaves before they are committed.
+    """
+    pending: list[tuple[Any, ...]] | None = session.info.get(READ_UNIT)
+    if not pending:
+        return
+    session.info[READ_UNIT] = []
+    raw = Raw(session)
+    raw.read_only = False
+    if len(pending) > 1 and raw.in_autocommit():
+        raw.run("BEGIN", ())  # the unit's commit sends COMMIT: the driver sees a transaction
+    for values in pending:
+        _insert(raw, values)
+
+
+def discard_deferred(session: Session) -> None:
+    """Forget a failed read's events (as a rollback would)."""
+    if READ_UNIT in session.info:
+        session.info[READ_UNIT] = []
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

@@ -7,8 +7,13 @@ transaction. *Where* it runs depends on the backend:
   the event loop serialises writers in Python, where they queue cheaply, instead of in
   SQLite's busy handler, whose sleep-and-retry turns 32 concurrent writers into a lock
   convoy with p99 latencies in the hundreds of milliseconds.
-- PostgreSQL is a server: the work goes to the thread pool so that many transactions wait on
-  the network at once while the loop keeps serving.
+- PostgreSQL is a server: many transactions wait on the network at once while the loop keeps
+  serving. A unit of work runs in a greenlet over psycopg's asyncio connection
+  (SQLAlchemy's ``AsyncConnection.run_sync``): its code stays synchronous, and each statement
+  waits on the event loop with every other socket. Threads cost far more: each statement's
+  wait and each hand-off between a worker and the loop is a wake-up of its own, and the
+  threads fight the loop for the GIL (measured: 246 against 100 µs of CPU for 8 concurrent
+  ``BEGIN; SELECT; COMMIT`` units; see docs/performance.md, sixth round).
 """
 
 from __future__ import annotations
@@ -23,11 +28,13 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from app.config import Settings
 from app.group_commit import GroupCommit
+from app.rawsql import READ_UNIT, ReadUnitWrite
 
 T = TypeVar("T")
 
@@ -57,17 +64,18 @@ def create_db_engine(settings: Settings) -> Engine:
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
-    # Enough connections for every unit of work the thread limiter admits, plus the sealer
-    # and probes, so none is ever opened per request; recycled rather than pinged.
-    # No JIT: it pays off for long analytic queries, and here compiled a mispriced 50-row
-    # page for 1.2 s (a million cases; see docs/performance.md, "The scale check").
-    return create_engine(
-        url,
-        pool_size=settings.db_concurrency + 2,
-        max_overflow=4,
-        pool_recycle=1800,
-        connect_args={"options": "-c jit=off"},
-    )
+    # The sealer, probes and scripts: units of work have their own pool (``Database``).
+    return create_engine(url, pool_size=2, **_SERVER_POOL)
+
+
+# Recycled rather than pinged. No JIT: it pays off for long analytic queries, and here
+# compiled a mispriced 50-row page for 1.2 s (a million cases; see docs/performance.md,
+# "The scale check").
+_SERVER_POOL: dict[str, Any] = {
+    "max_overflow": 4,
+    "pool_recycle": 1800,
+    "connect_args": {"options": "-c jit=off"},
+}
 
 
 def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
@@ -91,6 +99,16 @@ def _sqlite_on_begin(conn: Connection) -> None:
     driver.execute("BEGIN IMMEDIATE")
 
 
+class ReadSession(Session):
+    """A read's unit of work: the ORM may load, never write (``app.rawsql.READ_UNIT``)."""
+
+
+@event.listens_for(ReadSession, "before_flush")
+def _refuse_flush(session: Session, _context: object, _instances: object) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise ReadUnitWrite("A read's unit of work writes only its audit events")
+
+
 class Database:
     """Owns the session factory and runs units of work where the backend wants them."""
 
@@ -110,6 +128,13 @@ class Database:
         self._concurrency = concurrency
         self._executor: ThreadPoolExecutor | None = None
         self._connection: Connection | None = None
+        # A database server's units of work: a pool of asyncio connections (made on first
+        # use, on the loop that serves; one per admitted unit) and the bound on units in
+        # flight, as the thread pool's size was.
+        self._async: AsyncEngine | None = None
+        self._async_reads: AsyncEngine | None = None
+        self._async_loop: asyncio.AbstractEventLoop | None = None
+        self._slots: asyncio.Semaphore | None = None
         # Units of work on the one persistent connection share their COMMITs.
         self._groups = (
             GroupCommit(self._persistent) if inline and isinstance(bind, Engine) else None
@@ -185,7 +210,7 @@ class Database:
             return self._groups.savepoint(connection)
         return connection.begin_nested() if connection.in_transaction() else connection.begin()
 
-    def unit_session(self, connection: Connection) -> Session:
+    def unit_session(self, connection: Connection, *, read: bool = False) -> Session:
         """The Session a unit's service receives, joined to the unit's transaction on first use.
 
         Creating it costs a few microseconds; it begins nothing until the ORM is used. It
@@ -194,15 +219,60 @@ class Database:
         a SAVEPOINT of its own: a failed flush must undo this unit's work, not the group's.
         """
         grouped = self._groups is not None and self._groups.open
-        return Session(
+        session = (ReadSession if read else Session)(
             bind=connection,
             expire_on_commit=False,
             autoflush=False,
             join_transaction_mode="create_savepoint" if grouped else "conditional_savepoint",
         )
+        if read:
+            session.info[READ_UNIT] = []
+        return session
+
+    def _unit_engine(self) -> AsyncEngine | None:
+        """The pool a database server's units run on, made for the running loop."""
+        if self.inline or not isinstance(self.bind, Engine):
+            return None
+        loop = asyncio.get_running_loop()
+        if self._async is None or self._async_loop is not loop:
+            if self._async is not None:
+                # Another loop's connections (a test's earlier client) cannot serve this
+                # one: let them go without awaiting them on a loop that may be gone.
+                self._async.sync_engine.dispose(close=False)
+            self._async = create_async_engine(
+                self.bind.url, pool_size=self._concurrency, **_SERVER_POOL
+            )
+            self._async_reads = self._async.execution_options(isolation_level="AUTOCOMMIT")
+            self._async_loop = loop
+            self._slots = asyncio.Semaphore(self._concurrency)
+        return self._async
+
+    async def run_unit(self, body: Callable[[Connection], T], *, read: bool = False) -> T:
+        """Run a unit of work: ``body`` gets the connection to run on, already checked out.
+
+        On a database server, in a greenlet on the event loop (see the module's docstring),
+        a read's unit in autocommit mode (``app.audit.write_deferred``); otherwise where
+        ``run`` runs functions."""
+        engine = self._unit_engine()
+        if engine is None:
+            return await self.run(self._on_connection, body)
+        if read:
+            engine = self._async_reads or engine
+        assert self._slots is not None
+        async with self._slots, engine.connect() as connection:
+            return await connection.run_sync(body)
+
+    def _on_connection(self, body: Callable[[Connection], T]) -> T:
+        connection = self.connect()
+        try:
+            return body(connection)
+        finally:
+            self.release(connection)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(*args)``: inline for SQLite, in the thread pool for a database server.
+        """Run ``fn(*args)``: inline for SQLite, in the thread pool for a database server
+        (the sealer and the readiness probe, on the engine's own pool; units of work use
+        ``run_unit``).
 
         Inline, ``fn`` runs in the open group of units (``app.group_commit``), and its result
         is returned only once the group's COMMIT succeeded.
@@ -227,7 +297,17 @@ class Database:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, partial(context.run, fn, *args))
 
+    async def aclose(self) -> None:
+        """Close the units' asyncio connections, then everything ``dispose`` closes."""
+        if self._async is not None and self._async_loop is asyncio.get_running_loop():
+            await self._async.dispose()
+        self._async = None
+        self.dispose()
+
     def dispose(self) -> None:
+        if self._async is not None:
+            self._async.sync_engine.dispose(close=False)
+            self._async = None
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None

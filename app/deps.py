@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 
 from fastapi import Depends, Query, Request
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlowPassword, OAuthFlows
 from fastapi.security import OAuth2
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -102,6 +104,9 @@ class UnitOfWork:
         self.meta = meta
         self.route = f"{request.method} {route_template(request.scope) or request.url.path}"
         self.path_params = dict(request.path_params)
+        # A read writes only its audit events: they wait for its commit, and on PostgreSQL it
+        # runs in autocommit mode (app.audit.write_deferred).
+        self.read = request.method in ("GET", "HEAD")
 
     def refusal_detail(self) -> dict[str, Any]:
         return {"route": self.route}
@@ -123,17 +128,12 @@ class UnitOfWork:
     def _authorize(self, actor: Actor) -> None:
         return None
 
-    def _execute(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    def _execute(self, fn: Callable[..., T], args: tuple[Any, ...], connection: Connection) -> T:
         # The transaction is the connection's (Core); the service's Session joins it only if
         # the service uses the ORM, so a unit that does not pays none of its bookkeeping.
-        connection = self.db.connect()
-        session = self.db.unit_session(connection)
+        session = self.db.unit_session(connection, read=self.read)
         actor = Actor.anonymous(self.meta)
-        try:
-            transaction = self.db.begin(connection)
-        except BaseException:
-            self.db.release(connection)
-            raise
+        transaction = self.db.begin(connection)
         try:
             try:
                 try:
@@ -154,6 +154,7 @@ class UnitOfWork:
                 # A failed flush has already rolled the unit back through the Session.
                 if transaction.is_active:
                     transaction.rollback()
+                audit.discard_deferred(session)
                 transaction = self.db.begin(connection)
                 audit.record(
                     session,
@@ -166,16 +167,16 @@ class UnitOfWork:
                     person_id=self._subject_id(err, "person"),
                     detail={**self.refusal_detail(), "status": err.status},
                 )
+                audit.write_deferred(session)
                 transaction.commit()
                 raise
         finally:
             _close(session)
             if transaction.is_active:
                 transaction.rollback()
-            self.db.release(connection)
 
     async def __call__(self, fn: Callable[Concatenate[Session, Actor, P], T], *args: Any) -> T:
-        return await self.db.run(self._execute, fn, args)
+        return await self.db.run_unit(partial(self._execute, fn, args), read=self.read)
 
 
 class Caller(UnitOfWork):
@@ -204,6 +205,7 @@ def _commit(session: Session, transaction: UnitTransaction) -> None:
     """Flush what the service left in its Session, if it used one, then commit the unit."""
     if session.in_transaction() or session.new or session.dirty or session.deleted:
         session.commit()
+    audit.write_deferred(session)
     transaction.commit()
 
 

@@ -123,7 +123,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             with contextlib.suppress(Exception):
                 checkpointer.checkpoint()
             checkpointer.close()
-        db.dispose()
+        await db.aclose()
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:

@@ -32,10 +32,19 @@ _SQLALCHEMY_ERRORS: dict[str, type[sa_exc.DBAPIError]] = {
 }
 
 
+# ``session.info`` key of a read's unit of work (``app.db.Database.unit_session``): its audit
+# events wait for its commit (``app.audit``) and nothing else may write.
+READ_UNIT = "panels.read_unit"
+
+
+class ReadUnitWrite(RuntimeError):
+    """A read's unit of work tried to write something other than its audit events."""
+
+
 class Raw:
     """The session's DBAPI connection, with parameters adapted to its dialect."""
 
-    __slots__ = ("_dbapi", "sqlite")
+    __slots__ = ("_dbapi", "read_only", "sqlite")
 
     def __init__(self, session: Session) -> None:
         # A unit of work's Session is bound to the unit's connection, already in its
@@ -46,14 +55,21 @@ class Raw:
         else:
             connection = session.connection()
         self.sqlite = connection.dialect.name == "sqlite"
-        self._dbapi: Any = connection.connection.driver_connection
+        # The DBAPI connection: the driver's own (sqlite3, psycopg), or SQLAlchemy's
+        # synchronous face of psycopg's asyncio connection in a unit of work (app.db).
+        self._dbapi: Any = connection.connection.dbapi_connection
+        self.read_only = READ_UNIT in session.info
 
     def _sql(self, sql: str) -> str:
         return sql if self.sqlite else sql.replace("?", "%s")
 
     def _execute(self, sql: str, params: Sequence[Any], *, compiled: bool = False) -> Any:
         try:
-            return self._dbapi.execute(sql if compiled else self._sql(sql), params)
+            if self.sqlite:
+                return self._dbapi.execute(sql, params)
+            cursor = self._dbapi.cursor()
+            cursor.execute(sql if compiled else self._sql(sql), params)
+            return cursor
         except Exception as exc:
             # Surface driver errors as SQLAlchemy's, which the unit of work and the error
             # handlers already turn into 409 / 422 answers.
@@ -71,10 +87,12 @@ class Raw:
         return rows
 
     def run(self, sql: str, params: Sequence[Any]) -> None:
+        self._refuse_in_read()
         self._execute(sql, params)
 
     def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """One statement for many rows (psycopg pipelines them)."""
+        self._refuse_in_read()
         try:
             self._dbapi.cursor().executemany(self._sql(sql), rows)
         except Exception as exc:
@@ -82,6 +100,14 @@ class Raw:
             if wrapper is None:
                 raise
             raise wrapper(sql, rows, exc) from exc
+
+    def _refuse_in_read(self) -> None:
+        if self.read_only:
+            raise ReadUnitWrite("A read's unit of work writes only its audit events")
+
+    def in_autocommit(self) -> bool:
+        """Whether each statement commits on its own (a read's unit on PostgreSQL)."""
+        return not self.sqlite and bool(self._dbapi.autocommit)
 
     def all_compiled(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """The rows of SQL already compiled for this dialect (``app.prepared``)."""

@@ -29,8 +29,9 @@ from app.errors import Conflict, DomainError, OAuthError
 from app.main import create_app
 from app.models.agency import Agency, AgencyKind
 from app.models.audit import AuditEvent
+from app.models.base import utcnow
 from app.models.person import PersonIdentifier
-from app.rawsql import Raw
+from app.rawsql import Raw, ReadUnitWrite
 from tests.conftest import _fresh_server_database, migrate
 
 ROUTE = "POST /test/unit-of-work"
@@ -71,11 +72,16 @@ def where(
     engine.dispose()
 
 
-def _run(app: FastAPI, fn: Callable[..., Any], request_id: str = "unit-of-work-test") -> Any:
+def _run(
+    app: FastAPI,
+    fn: Callable[..., Any],
+    request_id: str = "unit-of-work-test",
+    method: str = "POST",
+) -> Any:
     request = Request(
         {
             "type": "http",
-            "method": "POST",
+            "method": method,
             "path": "/test/unit-of-work",
             "raw_path": b"/test/unit-of-work",
             "query_string": b"",
@@ -228,3 +234,121 @@ def test_the_service_connections_are_set_up_for_short_transactions(engine: Any) 
             assert driver.execute("PRAGMA journal_mode").fetchone()[0] in {"wal", "memory"}
             assert driver.execute("PRAGMA foreign_keys").fetchone() == (1,)
             assert driver.execute("PRAGMA synchronous").fetchone() == (1,)
+
+
+# A read (GET) writes only its audit events: they are written as it commits, and on
+# PostgreSQL its unit runs in autocommit mode (app.audit.write_deferred).
+READ = "GET /test/unit-of-work"
+
+
+def _events(session: Session, request_id: str) -> list[tuple[str, str]]:
+    """(action, outcome) of every event recorded for one request."""
+    session.rollback()  # a fresh snapshot
+    rows = session.execute(
+        select(col(AuditEvent.action), col(AuditEvent.outcome))
+        .where(col(AuditEvent.request_id) == request_id)
+        .order_by(col(AuditEvent.id))
+    )
+    return [(action, outcome) for action, outcome in rows]
+
+
+def _read_event(s: Session, actor: Actor, note: str = "read") -> None:
+    audit.record(s, actor, AuditAction.AGENCY_READ, resource_type="agency", detail={"n": note})
+
+
+def test_a_read_keeps_its_events_once_it_succeeds(where: tuple[FastAPI, Session]) -> None:
+    app, session = where
+    request_id = f"read {uuid.uuid4().hex[:8]}"
+
+    def service(s: Session, actor: Actor) -> str:
+        _read_event(s, actor, "first")
+        _read_event(s, actor, "second")
+        # Not yet written, even as the unit itself sees it: they wait for the read to succeed.
+        written = Raw(s).one("SELECT count(*) FROM audit_event WHERE request_id = ?", (request_id,))
+        assert written == (0,)
+        return "shown"
+
+    assert _run(app, service, request_id, "GET") == "shown"
+    assert _events(session, request_id) == [("agency.read", "success")] * 2
+
+
+def test_a_refused_read_keeps_only_its_refusal(where: tuple[FastAPI, Session]) -> None:
+    app, session = where
+    request_id = f"read {uuid.uuid4().hex[:8]}"
+
+    def service(s: Session, actor: Actor) -> None:
+        _read_event(s, actor)
+        raise DomainError("no")
+
+    with pytest.raises(DomainError):
+        _run(app, service, request_id, "GET")
+    assert _events(session, request_id) == [("access.refused", "invalid")]
+    assert _refusals(session, request_id) == [("invalid", {"route": READ, "status": 400})]
+
+
+def test_a_read_that_fails_keeps_no_event(where: tuple[FastAPI, Session]) -> None:
+    app, session = where
+    request_id = f"read {uuid.uuid4().hex[:8]}"
+
+    def service(s: Session, actor: Actor) -> None:
+        _read_event(s, actor)
+        raise RuntimeError("a bug")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        _run(app, service, request_id, "GET")
+    assert _events(session, request_id) == []
+
+
+@pytest.mark.parametrize("how", ["orm", "driver"])
+def test_a_read_cannot_write_anything_but_its_events(
+    where: tuple[FastAPI, Session], how: str
+) -> None:
+    app, session = where
+    name = f"UoW read {uuid.uuid4().hex[:8]}"
+
+    def service(s: Session, actor: Actor) -> None:
+        _read_event(s, actor)
+        if how == "orm":
+            _add_agency(s, name)
+            s.flush()
+        else:
+            raw = Raw(s)
+            raw.run(
+                "INSERT INTO agency (id, name, kind, is_active, version, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (raw.id(uuid.uuid4()), name, "police", True, 1, raw.timestamp(utcnow())),
+            )
+
+    with pytest.raises(ReadUnitWrite):
+        _run(app, service, name, "GET")
+    assert _agencies_named(session, name) == 0
+    assert _events(session, name) == []
+
+
+def test_a_read_runs_in_autocommit_only_on_a_database_server(
+    request: pytest.FixtureRequest, where: tuple[FastAPI, Session], settings: Settings
+) -> None:
+    """On PostgreSQL a unit runs over psycopg's asyncio connection, a read's in autocommit
+    (no BEGIN, no COMMIT); inside a test's transaction, or on SQLite, in a transaction."""
+    app, _session = where
+    seen: dict[str, tuple[str, bool]] = {}
+
+    def probe(method: str) -> Callable[[Session, Actor], None]:
+        def service(s: Session, _actor: Actor) -> None:
+            raw = Raw(s)
+            seen[method] = (type(raw._dbapi).__name__, raw.in_autocommit())
+            if not raw.sqlite:  # the units' own pool is set up as the engine's
+                assert raw.one("SHOW jit", ()) == ("off",)
+
+        return service
+
+    for method in ("GET", "POST"):
+        _run(app, probe(method), f"probe {method}", method)
+    own_server = not settings.is_sqlite and "commit" in request.node.callspec.id
+    if own_server:
+        assert seen == {
+            "GET": ("AsyncAdapt_psycopg_connection", True),
+            "POST": ("AsyncAdapt_psycopg_connection", False),
+        }
+    else:
+        assert {autocommit for _driver, autocommit in seen.values()} == {False}
