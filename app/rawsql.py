@@ -178,4 +178,12 @@ class Raw:
         return value + "+00:00" if isinstance(value, str) else value
 
     def to_json(self, value: Any) -> Any:
-        return json.loads(value) if isinstance(value, str) else value
+        """A JSON column's value as SQLite returns it (text), or as psycopg did (parsed).
+        orjson, as the sealer reads a hundred ids from a list read's event; the standard
+        library for what orjson refuses and SQLAlchemy may have written (NaN)."""
+        if not isinstance(value, str):
+            return value
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return json.loads(value)
