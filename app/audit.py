@@ -146,7 +146,7 @@ def record(
     filters (``app.services.audit_chain``), in batches, off the request's path.
     """
     raw = Raw(session)
-    deferred: list[tuple[Any, ...]] | None = session.info.get(READ_UNIT) if raw.read_only else None
+    deferred: list[tuple[Any, ...]] | None = session.info.get(READ_UNIT)  # a read's unit
     if subjects:
         pairs = [[raw.to_id_text(c), raw.to_id_text(p)] for c, p in subjects]
         detail = {**(detail or {}), "subjects": pairs}

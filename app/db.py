@@ -124,7 +124,8 @@ class Database:
     ) -> None:
         self.bind = bind
         self.inline = inline
-        # A few threads keep the server busy; dozens would only fight the event loop for the GIL.
+        # A database server's units of work in flight at once (``run_unit``), and the threads
+        # for the sealer and the readiness probe (``run``).
         self._concurrency = concurrency
         self._executor: ThreadPoolExecutor | None = None
         self._connection: Connection | None = None
@@ -176,7 +177,8 @@ class Database:
         driver.execute("PRAGMA wal_autocheckpoint=0")
 
     def session(self) -> Session:
-        """A session of its own (scripts, the sealer, start-up); units of work use ``connect``."""
+        """A session of its own (scripts, start-up); units of work get theirs from
+        ``unit_session``."""
         if self.inline and isinstance(self.bind, Engine):
             return Session(bind=self._persistent(), expire_on_commit=False, autoflush=False)
         return self._sessions()
@@ -192,7 +194,9 @@ class Database:
     # The unit of work's own transaction, in SQLAlchemy Core: the ORM's begin and commit
     # bookkeeping is paid only by the units that use the ORM (see ``unit_session``).
     def connect(self) -> Connection:
-        """The connection a unit of work runs on; give it back with ``release``."""
+        """A connection for work run inline or in a thread (SQLite's units, the sealer, the
+        readiness probe); give it back with ``release``. A database server's units of work
+        get theirs from ``run_unit``."""
         if isinstance(self.bind, Connection):
             return self.bind
         if self.inline:
@@ -301,13 +305,13 @@ class Database:
         """Close the units' asyncio connections, then everything ``dispose`` closes."""
         if self._async is not None and self._async_loop is asyncio.get_running_loop():
             await self._async.dispose()
-        self._async = None
+            self._async = self._async_reads = None
         self.dispose()
 
     def dispose(self) -> None:
         if self._async is not None:
             self._async.sync_engine.dispose(close=False)
-            self._async = None
+        self._async = self._async_reads = None
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
