@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI, Request
-from sqlalchemy import func, make_url, select
+from fastapi.testclient import TestClient
+from sqlalchemy import func, make_url, select, text
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -42,18 +43,25 @@ def committing(
     settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[FastAPI, str]]:
     """An app on a migrated database of its own, whose units of work really commit."""
+    url = _own_database(settings, tmp_path_factory, "uow")
+    database = Database(create_db_engine(Settings(database_url=url)), inline=settings.is_sqlite)
+    yield create_app(settings, database), url
+    database.dispose()
+
+
+def _own_database(settings: Settings, tmp_path_factory: pytest.TempPathFactory, name: str) -> str:
+    """The URL of a new, migrated database for this module alone."""
     if settings.is_sqlite:
-        url = f"sqlite:///{tmp_path_factory.mktemp('uow') / 'uow.db'}"
+        url = f"sqlite:///{tmp_path_factory.mktemp(name) / f'{name}.db'}"
     else:
         parsed = make_url(settings.database_url)
-        url = parsed.set(database=f"{parsed.database}_uow").render_as_string(hide_password=False)
+        url = parsed.set(database=f"{parsed.database}_{name}").render_as_string(hide_password=False)
         _fresh_server_database(url)
     engine = create_db_engine(Settings(database_url=url))
     with engine.begin() as conn:
         migrate(conn)
-    database = Database(engine, inline=settings.is_sqlite)
-    yield create_app(settings, database), url
-    database.dispose()
+    engine.dispose()
+    return url
 
 
 @pytest.fixture(params=["savepoint", "commit"])
@@ -121,6 +129,15 @@ def _add_agency(session: Session, name: str) -> Agency:
     return agency
 
 
+def _insert_agency_on_the_driver(session: Session, agency_id: uuid.UUID, name: str) -> None:
+    raw = Raw(session)
+    raw.run(
+        "INSERT INTO agency (id, name, kind, is_active, version, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (raw.id(agency_id), name, "police", True, 1, raw.timestamp(utcnow())),
+    )
+
+
 def test_orm_changes_are_committed_without_an_explicit_flush(
     where: tuple[FastAPI, Session],
 ) -> None:
@@ -165,12 +182,7 @@ def test_a_conflict_from_the_driver_rolls_back_orm_writes_and_is_audited(
     def service(s: Session, _actor: Actor) -> None:
         _add_agency(s, name)
         s.flush()
-        raw = Raw(s)
-        raw.run(
-            "INSERT INTO agency (id, name, kind, is_active, version, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (raw.id(existing.id), "dup", "police", True, 1, raw.timestamp(existing.created_at)),
-        )
+        _insert_agency_on_the_driver(s, existing.id, "dup")
 
     with pytest.raises(Conflict):
         _run(app, service, name)
@@ -312,12 +324,7 @@ def test_a_read_cannot_write_anything_but_its_events(
             _add_agency(s, name)
             s.flush()
         else:
-            raw = Raw(s)
-            raw.run(
-                "INSERT INTO agency (id, name, kind, is_active, version, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (raw.id(uuid.uuid4()), name, "police", True, 1, raw.timestamp(utcnow())),
-            )
+            _insert_agency_on_the_driver(s, uuid.uuid4(), name)
 
     with pytest.raises(ReadUnitWrite):
         _run(app, service, name, "GET")
@@ -352,3 +359,29 @@ def test_a_read_runs_in_autocommit_only_on_a_database_server(
         }
     else:
         assert {autocommit for _driver, autocommit in seen.values()} == {False}
+
+
+def test_the_served_app_commits_a_reads_event_and_closes_its_connections(
+    settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Over HTTP, with the lifespan running, on a database of its own: a refused read's
+    event is committed (on PostgreSQL by a unit on the asyncio connection, in autocommit),
+    and shutting down closes every connection the app opened."""
+    url = _own_database(settings, tmp_path_factory, "served")
+    database = Database(create_db_engine(Settings(database_url=url)), inline=settings.is_sqlite)
+    request_id = f"served-{uuid.uuid4().hex[:8]}"
+    with TestClient(create_app(settings, database)) as client:
+        response = client.get("/api/v1/me", headers={"X-Request-ID": request_id})
+        assert response.status_code == 401
+    engine = create_db_engine(Settings(database_url=url))
+    with Session(bind=engine) as own:
+        assert _events(own, request_id) == [("auth.token_rejected", "failure")]
+        if not settings.is_sqlite:
+            others = own.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+            assert others == 0
+    engine.dispose()
