@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Row, exists, func, select
 from sqlalchemy.orm import Session
 
@@ -108,6 +109,18 @@ _INSERT_SEAL = (
     " VALUES (?, ?, ?, ?, ?)"
 )
 _UNQUEUE = "DELETE FROM audit_unsealed WHERE event_id = ?"
+# On PostgreSQL, one statement per batch, its rows as one JSON array (orjson writes it in C):
+# psycopg's ``executemany`` sends and checks each row on its own, and its array parameters
+# are dumped element by element in Python (measured on the benchmark machine, the whole
+# sealer: ~200 µs of CPU an event with ``executemany``, ~105 µs with this).
+_INSERT_SEALS_PG = (
+    "INSERT INTO audit_seal (event_id, chain_index, prev_hash, hash, sealed_at)"
+    " SELECT e, i, p, h, ? FROM json_to_recordset(?::json) AS t(e bigint, i bigint, p text, h text)"
+)
+_UNQUEUE_PG = (
+    "DELETE FROM audit_unsealed WHERE event_id IN"
+    " (SELECT value::bigint FROM json_array_elements_text(?::json))"
+)
 _TIMESTAMP = CONTENT_COLUMNS.index("occurred_at")
 _IDS = tuple(
     CONTENT_COLUMNS.index(name) for name in ("actor_id", "actor_agency_id", "case_id", "person_id")
@@ -148,18 +161,27 @@ def seal_pending(session: Session, key: bytes, *, batch: int = 2000) -> int:
     seals = []
     for content in events:
         digest = seal_hash(key, prev, index, content)
-        seals.append((content[0], index, prev, digest, now))
+        seals.append((content[0], index, prev, digest))
         prev, index = digest, index + 1
-    raw.run_many(_INSERT_SEAL, seals)
+    ids = [seal[0] for seal in seals]
+    if raw.sqlite:
+        raw.run_many(_INSERT_SEAL, [(*seal, now) for seal in seals])
+    else:
+        rows = [{"e": e, "i": i, "p": p, "h": h} for e, i, p, h in seals]
+        raw.run(_INSERT_SEALS_PG, (now, orjson.dumps(rows).decode()))
     _index_subjects(raw, [(content[0], content[_DETAIL]) for content in events])
-    raw.run_many(_UNQUEUE, [(content[0],) for content in events])
+    if raw.sqlite:
+        raw.run_many(_UNQUEUE, [(event_id,) for event_id in ids])
+    else:
+        raw.run(_UNQUEUE_PG, (orjson.dumps(ids).decode(),))
     return len(events)
 
 
-_INSERT_SUBJECT = {
-    True: "INSERT INTO audit_subject (case_id, event_id) VALUES (?, ?)",
-    False: "INSERT INTO audit_subject (case_id, event_id) VALUES (CAST(? AS uuid), ?)",
-}
+_INSERT_SUBJECTS_SQLITE = "INSERT INTO audit_subject (case_id, event_id) VALUES (?, ?)"
+_INSERT_SUBJECTS_PG = (
+    "INSERT INTO audit_subject (case_id, event_id)"
+    " SELECT (value->>0)::uuid, (value->>1)::bigint FROM json_array_elements(?::json)"
+)
 _UUID_TEXT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -193,10 +215,14 @@ def _index_subjects(raw: Raw, events: Sequence[tuple[int, Any]]) -> None:
         for case_id in sorted(_subject_cases(detail))
         if isinstance(case_id, str) and _UUID_TEXT.match(case_id)
     ]
-    if rows:
-        # In key order: each page of the index is then visited once a batch, not once a row.
-        rows.sort()
-        raw.run_many(_INSERT_SUBJECT[raw.sqlite], rows)
+    if not rows:
+        return
+    # In key order: each page of the index is then visited once a batch, not once a row.
+    rows.sort()
+    if raw.sqlite:
+        raw.run_many(_INSERT_SUBJECTS_SQLITE, rows)
+    else:
+        raw.run(_INSERT_SUBJECTS_PG, (orjson.dumps(rows).decode(),))
 
 
 def _stored(raw: Raw, value: str) -> str:
