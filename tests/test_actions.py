@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 from app.clock import today
 from app.models.action import Action
 from app.models.audit import AuditEvent
+from app.models.base import utcnow
+from app.models.case import Case
 from app.permissions import Scope
 from app.security import Security
 from app.services import action_lists, agenda_reads
@@ -437,3 +439,32 @@ def test_overdue_is_judged_on_the_day_of_each_request(
     assert suggested()["overdue_actions"] == 1
     assert suggested()["reasons"] == ["awaiting_listing", "overdue_actions"]
     assert overdue_list() == [action["id"]]
+
+
+def test_a_case_heard_before_is_suggested_again_only_for_overdue_actions(
+    client: TestClient, session: Session, security: Security, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The suggestions' second query: open cases heard at an earlier conference come back
+    only while they have overdue actions, with that as their only reason."""
+    w = world(session, security)
+    late, settled, waiting = (new_case(client, w, name) for name in ("Able", "Baker", "Cole"))
+    set_action(client, w, late["id"], w.police.id, 5)
+    set_action(client, w, settled["id"], w.police.id, 30)
+    for heard in (late, settled):
+        case = session.get(Case, uuid.UUID(heard["id"]))
+        assert case is not None
+        case.last_heard_at = utcnow() - timedelta(days=14)
+    session.commit()
+    conference = schedule(client, w)
+
+    def suggested() -> dict[str, list[str]]:
+        agenda = ok(client.get(conf_url(conference, "/listings"), headers=w.coord))
+        return {s["case_id"]: s["reasons"] for s in agenda["suggestions"]}
+
+    assert suggested() == {waiting["id"]: ["awaiting_listing"]}
+    later = today() + timedelta(days=6)
+    monkeypatch.setattr(agenda_reads, "today", lambda: later)
+    assert suggested() == {
+        late["id"]: ["overdue_actions"],
+        waiting["id"]: ["awaiting_listing"],
+    }

@@ -134,8 +134,13 @@ def _build_suggestions(actor: Actor, heard: Hashable) -> Query:
         col(Case.id).not_in(upcoming),
     )
     if heard:
+        # The same condition twice, for two planners: SQLite drives from the IN list (found
+        # on the (panel_id, last_heard_at) index), and PostgreSQL, seeing only the IN,
+        # walked every open case in creation order looking for the few (11 ms against
+        # 0.5 ms with the condition on the case itself, at 10,000 cases).
         late = Case.__table__.alias("heard")  # type: ignore[attr-defined]
         stmt = stmt.where(
+            col(Case.last_heard_at).is_not(None),
             col(Case.id).in_(
                 select(late.c.id).where(
                     late.c.panel_id == _PANEL_ID,
@@ -143,7 +148,7 @@ def _build_suggestions(actor: Actor, heard: Hashable) -> Query:
                     late.c.status == CaseStatus.OPEN.value,
                     exists().where(_late(late.c.id)),
                 )
-            )
+            ),
         )
     else:
         stmt = stmt.where(col(Case.last_heard_at).is_(None))
