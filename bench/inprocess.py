@@ -100,7 +100,7 @@ async def _drive(
     ids: dict[str, list[str]],
     requests: int,
     warmup: int,
-    profile: str,
+    profile: str | None,
     direct: bool,
 ) -> float:
     paths = scenario.url_paths(ids)
