@@ -9,11 +9,12 @@ transaction. *Where* it runs depends on the backend:
   convoy with p99 latencies in the hundreds of milliseconds.
 - PostgreSQL is a server: many transactions wait on the network at once while the loop keeps
   serving. A unit of work runs in a greenlet over psycopg's asyncio connection
-  (SQLAlchemy's ``AsyncConnection.run_sync``): its code stays synchronous, and each statement
-  waits on the event loop with every other socket. Threads cost far more: each statement's
-  wait and each hand-off between a worker and the loop is a wake-up of its own, and the
-  threads fight the loop for the GIL (measured: 246 against 100 µs of CPU for 8 concurrent
-  ``BEGIN; SELECT; COMMIT`` units; see docs/performance.md, sixth round).
+  (SQLAlchemy's ``greenlet_spawn``, as ``AsyncConnection.run_sync`` does): its code stays
+  synchronous, and each statement waits on the event loop with every other socket. Threads
+  cost far more: each statement's wait and each hand-off between a worker and the loop is a
+  wake-up of its own, and the threads fight the loop for the GIL (measured: 246 against
+  100 µs of CPU for 8 concurrent ``BEGIN; SELECT; COMMIT`` units; see docs/performance.md,
+  sixth round).
 """
 
 from __future__ import annotations

@@ -91,8 +91,8 @@ def _build_read(actor: Actor, _variant: Hashable) -> Query:
 
 
 def people_query(case_id: Any) -> Query:
-    """A case's people with their names, in the order every view of a case lists them
-    (``case_id``: a value, or a bind parameter for the prepared read)."""
+    """A case's people with their names, in the order every view of a case lists them (the
+    prepared read, ``_build_read``, joins them in the same order)."""
     return (
         select(
             col(CasePerson.person_id),
