@@ -10,9 +10,10 @@ UTC text on SQLite), so ORM code reads what this writes and the other way round.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -39,6 +40,12 @@ READ_UNIT = "panels.read_unit"
 
 class ReadUnitWrite(RuntimeError):
     """A read's unit of work tried to write something other than its audit events."""
+
+
+@functools.cache
+def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    names, marks = ", ".join(columns), ", ".join("?" * len(columns))
+    return f"INSERT INTO {table} ({names}) VALUES ({marks})"  # noqa: S608 (names from code)
 
 
 class Raw:
@@ -101,6 +108,22 @@ class Raw:
                 raise
             raise wrapper(sql, rows, exc) from exc
 
+    def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert ``rows``, each with the same columns, into ``table`` (names from code, never
+        from a request). Values as ``param`` encodes them; a dict or list is a JSON column's."""
+        if not rows:
+            return
+        columns = tuple(rows[0])
+        sql = _insert_sql(table, columns)
+        values = [tuple(self._column_value(row[c]) for c in columns) for row in rows]
+        if len(values) == 1:
+            self.run(sql, values[0])
+        else:
+            self.run_many(sql, values)
+
+    def _column_value(self, value: Any) -> Any:
+        return self.json(value) if isinstance(value, dict | list) else self.param(value)
+
     def _refuse_in_read(self) -> None:
         if self.read_only:
             raise ReadUnitWrite("A read's unit of work writes only its audit events")
@@ -162,6 +185,13 @@ class Raw:
         if isinstance(value, str) and len(value) == 32:
             return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
         return str(value)
+
+    def to_json_id(self, value: Any) -> Any:
+        """An id as the driver returned it, for ``app.json_body``: the UUID itself (orjson
+        writes it), or the canonical text of SQLite's 32 hex digits."""
+        if isinstance(value, str):
+            return self.to_id_text(value)
+        return value
 
     def to_timestamp(self, value: Any) -> datetime | None:
         if value is None:

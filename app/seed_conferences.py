@@ -26,7 +26,7 @@ from app.models.conference import (
 from app.models.minutes import MinutesEntryIn
 from app.models.panel import Panel
 from app.models.user import User
-from app.services import actions, agenda, attendance, conferences, minutes
+from app.services import actions, agenda, agenda_reads, attendance, conferences, minutes
 
 
 def _at(day: date) -> datetime:
@@ -124,7 +124,7 @@ def seed_conferences(
             }
         ),
     )
-    (listing,) = agenda.read_agenda(session, coordinator, past).items
+    (listing,) = agenda_reads.agenda(session, coordinator, past).items
     minutes.write_entry(
         session,
         coordinator,

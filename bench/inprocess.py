@@ -35,6 +35,7 @@ from app.logging import configure_logging
 from app.main import create_app
 
 from .backends import migrate
+from .cpu import postgres_cpu_s
 from .fixtures import _letters, seed
 from .scenarios import SCENARIOS, Scenario
 from .servers import server_env
@@ -140,13 +141,16 @@ async def _drive(
             profiler.enable()
         start = time.process_time()
         times = os.times()
+        database = postgres_cpu_s()
         for i in range(warmup, warmup + requests):
             await send(i)
         spent = time.process_time() - start
         after = os.times()
+        database = postgres_cpu_s() - database
         print(
             f"user {(after.user - times.user) / requests * 1e3:.3f} ms, "
-            f"system {(after.system - times.system) / requests * 1e3:.3f} ms a request",
+            f"system {(after.system - times.system) / requests * 1e3:.3f} ms a request"
+            + (f"; PostgreSQL {database / requests * 1e3:.3f} ms" if database else ""),
             file=sys.stderr,
         )
         if profile == "wall":

@@ -9,6 +9,7 @@ from fastapi import Depends, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
+from app import json_body
 from app.actor import Actor
 from app.deps import Caller, require
 from app.etags import etag
@@ -35,13 +36,13 @@ async def list_actions(
     overdue: bool | None = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
-) -> Page[ActionSummary]:
+) -> Response:
     """Your agency's actions; every action of the panels you coordinate or chair. Soonest
     due first; `overdue=true`: open and past their due date (UK local date)."""
     items, next_cursor = await caller(
         action_lists.list_actions, agency_id, panel_id, status, overdue, cursor, limit
     )
-    return Page(items=items, next_cursor=next_cursor)
+    return json_body.page(items, next_cursor)
 
 
 @router.get("/{action_id}", response_model=ActionPublic, responses=problems(*READ_ONE))

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.actor import Actor
 from app.deps import Caller, require
 from app.etags import etag
+from app.json_body import JSONBody
 from app.models.agenda import AgendaPublic
 from app.models.conference import AgendaOrder, ListingIn
 from app.openapi import READ_ONE, UPDATE, IdempotencyKey, IfMatch, created, problems
@@ -31,12 +32,13 @@ def _with_etag(response: Response, result: AgendaPublic) -> AgendaPublic:
 
 
 @router.get("/listings", response_model=AgendaPublic, responses=problems(*READ_ONE))
-async def read_agenda(caller: Reader, conference_id: uuid.UUID, response: Response) -> AgendaPublic:
+async def read_agenda(caller: Reader, conference_id: uuid.UUID) -> Response:
     """The listed cases in order, each with its outstanding actions for review. The panel's
     coordinator and chair also get `suggestions`: open cases awaiting their first hearing or
     with overdue actions, not listed on an upcoming conference. Other members see the
     agenda once it is published."""
-    return _with_etag(response, await caller(agenda.read_agenda, conference_id))
+    body = await caller(agenda.read_agenda, conference_id)
+    return JSONBody(body, headers={"ETag": etag(body["version"])})
 
 
 def _list_once(

@@ -9,6 +9,7 @@ from fastapi import Depends, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
+from app import json_body
 from app.actor import Actor
 from app.deps import Caller, require
 from app.etags import etag
@@ -43,7 +44,7 @@ async def list_cases(
     risk_level: RiskLevel | None = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
-) -> Page[CaseSummary]:
+) -> Response:
     """Cases of the panels you sit on, except those your agency is excluded from."""
     items, next_cursor = await caller(
         cases.list_cases,
@@ -53,7 +54,7 @@ async def list_cases(
         cursor,
         limit,
     )
-    return Page(items=items, next_cursor=next_cursor)
+    return json_body.page(items, next_cursor)
 
 
 @router.get("/{case_id}", response_model=CasePublic, responses=problems(*READ_ONE))

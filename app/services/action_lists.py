@@ -11,7 +11,6 @@ from collections.abc import Hashable, Sequence
 from datetime import date
 from typing import Any
 
-from pydantic import TypeAdapter
 from sqlalchemy import and_, bindparam, not_, select, tuple_
 from sqlalchemy.orm import Session
 from sqlmodel import col
@@ -20,7 +19,7 @@ from app import audit
 from app.actor import Actor
 from app.audit import AuditAction
 from app.clock import today
-from app.models.action import Action, ActionStatus, ActionSummary
+from app.models.action import Action, ActionStatus
 from app.models.case import Case
 from app.pagination import cut_page, decode_cursor
 from app.permissions import Permission
@@ -59,38 +58,30 @@ SUMMARY_COLUMNS = (
 )
 
 
-_SUMMARIES = TypeAdapter(list[ActionSummary])
-
-
-def summaries(raw: Raw, rows: Sequence[Sequence[Any]], now: date) -> list[ActionSummary]:
-    """Rows of SUMMARY_COLUMNS, as the driver or SQLAlchemy returned them, as summaries:
-    validated in one call for the page, not one model at a time."""
-    return _SUMMARIES.validate_python([_fields(raw, r, now) for r in rows])
-
-
-def summary(raw: Raw, r: Sequence[Any], now: date) -> ActionSummary:
-    """One row of SUMMARY_COLUMNS as a summary."""
-    return summaries(raw, [r], now)[0]
+def summaries(raw: Raw, rows: Sequence[Sequence[Any]], now: date) -> list[dict[str, Any]]:
+    """Rows of SUMMARY_COLUMNS, as the driver returned them, as ``ActionSummary`` writes
+    them: plain dicts for ``app.json_body``, no model per row."""
+    return [_fields(raw, r, now) for r in rows]
 
 
 def _fields(raw: Raw, r: Sequence[Any], now: date) -> dict[str, Any]:
     due = _date(r[7])
     return {
-        "id": r[0],
-        "case_id": r[1],
+        "id": raw.to_json_id(r[0]),
+        "case_id": raw.to_json_id(r[1]),
         "case_reference": r[14],
-        "panel_id": r[2],
-        "conference_id": r[3],
+        "panel_id": raw.to_json_id(r[2]),
+        "conference_id": raw.to_json_id(r[3]),
         "description": r[4],
-        "owner_agency_id": r[5],
-        "owner_user_id": r[6],
+        "owner_agency_id": raw.to_json_id(r[5]),
+        "owner_user_id": raw.to_json_id(r[6]),
         "due_date": due,
         "priority": r[8],
         "status": r[9],
         "is_overdue": r[9] == _OPEN and due < now,
         "not_done_reason": r[10],
         "not_done_detail": r[11],
-        "resolved_at": raw.utc_input(r[12]),
+        "resolved_at": raw.to_timestamp(r[12]),
         "version": r[13],
     }
 
@@ -136,8 +127,9 @@ def list_actions(
     overdue: bool | None,
     cursor: str | None,
     limit: int,
-) -> tuple[list[ActionSummary], str | None]:
-    """An agency's own actions; every action of the panels one runs. Soonest due first."""
+) -> tuple[list[dict[str, Any]], str | None]:
+    """An agency's own actions; every action of the panels one runs. Soonest due first:
+    ``ActionSummary`` rows, as plain dicts for ``app.json_body``."""
     raw = Raw(session)
     managed: list[Any] = []
     member_only: list[Any] = []

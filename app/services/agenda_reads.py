@@ -23,8 +23,8 @@ from app.actor import Actor
 from app.audit import AuditAction
 from app.clock import today
 from app.errors import NotFound
-from app.models.action import Action, ActionStatus, ActionSummary
-from app.models.agenda import AgendaPublic, ListingPublic, Suggestion, SuggestionReason
+from app.models.action import Action, ActionStatus
+from app.models.agenda import AgendaPublic, SuggestionReason
 from app.models.case import Case, CaseStatus
 from app.models.conference import UPCOMING, Conference, Listing
 from app.models.panel import MANAGING_ROLES
@@ -163,36 +163,45 @@ _SUGGESTIONS = Prepared(_build_suggestions)
 
 def _listings(
     raw: Raw, actor: Actor, conference_id: uuid.UUID, manages: bool
-) -> list[ListingPublic]:
+) -> list[dict[str, Any]]:
     params = {"conference_id": conference_id}
     rows = _LISTINGS.rows(raw, actor, params, manages)
-    outstanding: dict[Any, list[ActionSummary]] = defaultdict(list)
+    outstanding: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     if rows:
         actions = _OUTSTANDING.rows(raw, actor, params)
         for action, row in zip(action_lists.summaries(raw, actions, today()), actions, strict=True):
             outstanding[row[1]].append(action)
     return [
-        ListingPublic(
-            id=r[0],
-            conference_id=conference_id,
-            position=r[1],
-            created_at=raw.to_timestamp(r[2]),
-            case_id=r[3],
-            case_reference=r[4],
-            case_status=r[5],
-            risk_level=r[6],
-            is_repeat=bool(r[7]),
-            subject_person_id=r[8],
-            subject_name=f"{r[9]} {r[10]}",
-            outstanding_actions=outstanding[r[3]],
-        )
+        {
+            "id": raw.to_json_id(r[0]),
+            "conference_id": conference_id,
+            "position": r[1],
+            "case_id": raw.to_json_id(r[3]),
+            "case_reference": r[4],
+            "case_status": r[5],
+            "risk_level": r[6],
+            "is_repeat": bool(r[7]),
+            "subject_person_id": raw.to_json_id(r[8]),
+            "subject_name": f"{r[9]} {r[10]}",
+            "outstanding_actions": outstanding[r[3]],
+            "created_at": raw.to_timestamp(r[2]),
+        }
         for r in rows
     ]
 
 
+def _reasons(heard_at: Any, overdue: int) -> list[str]:
+    reasons = []
+    if heard_at is None:
+        reasons.append(SuggestionReason.AWAITING_LISTING.value)
+    if overdue:
+        reasons.append(SuggestionReason.OVERDUE_ACTIONS.value)
+    return reasons
+
+
 def _suggestions(
     raw: Raw, actor: Actor, panel_id: Any
-) -> tuple[list[Suggestion], list[tuple[Any, ...]]]:
+) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]]]:
     """For the panel's managers: the cases to consider listing, oldest first, and their rows
     (for the audit event's subjects)."""
     params = {"panel_id": panel_id, "today": today()}
@@ -202,31 +211,27 @@ def _suggestions(
     ]
     rows.sort(key=lambda r: (r[5], r[0]))
     rows = rows[:SUGGESTIONS_SHOWN]
-    out = []
-    for r in rows:
-        reasons = []
-        if r[6] is None:
-            reasons.append(SuggestionReason.AWAITING_LISTING)
-        if r[8]:
-            reasons.append(SuggestionReason.OVERDUE_ACTIONS)
-        out.append(
-            Suggestion(
-                case_id=r[0],
-                case_reference=r[1],
-                reasons=reasons,
-                risk_level=r[2],
-                is_repeat=bool(r[3]),
-                opened_at=raw.to_timestamp(r[4]),
-                overdue_actions=r[8],
-            )
-        )
+    out = [
+        {
+            "case_id": raw.to_json_id(r[0]),
+            "case_reference": r[1],
+            "reasons": _reasons(heard_at=r[6], overdue=r[8]),
+            "risk_level": r[2],
+            "is_repeat": bool(r[3]),
+            "opened_at": raw.to_timestamp(r[4]),
+            "overdue_actions": r[8],
+        }
+        for r in rows
+    ]
     return out, rows
 
 
-def agenda(session: Session, actor: Actor, conference_id: uuid.UUID) -> AgendaPublic:
+def agenda_body(session: Session, actor: Actor, conference_id: uuid.UUID) -> dict[str, Any]:
     """The agenda as the caller may see it (to the panel's managers always, with suggestions
     while the conference is upcoming; to other members once published), audited in one event
-    naming every case it shows. A conference the caller may not see does not exist (404)."""
+    naming every case it shows. A conference the caller may not see does not exist (404).
+
+    As ``AgendaPublic`` writes it: plain dicts for ``app.json_body``, no model per row."""
     session.flush()  # a service that changed the agenda through the ORM reads it back here
     raw = Raw(session)
     conference = _CONFERENCE.row(raw, actor, {"conference_id": conference_id})
@@ -247,15 +252,20 @@ def agenda(session: Session, actor: Actor, conference_id: uuid.UUID) -> AgendaPu
         resource_type="conference",
         resource_id=conference_id,
         subjects=[
-            *((item.case_id, item.subject_person_id) for item in items),
+            *((item["case_id"], item["subject_person_id"]) for item in items),
             *((r[0], r[7]) for r in suggested),
         ],
     )
-    return AgendaPublic(
-        conference_id=conference_id,
-        status=status,
-        agenda_published_at=raw.to_timestamp(published_at),
-        items=items,
-        suggestions=suggestions,
-        version=version,
-    )
+    return {
+        "conference_id": conference_id,
+        "status": status,
+        "agenda_published_at": raw.to_timestamp(published_at),
+        "items": items,
+        "suggestions": suggestions,
+        "version": version,
+    }
+
+
+def agenda(session: Session, actor: Actor, conference_id: uuid.UUID) -> AgendaPublic:
+    """``agenda_body`` as a model, for the services that change the agenda and answer with it."""
+    return AgendaPublic.model_validate(agenda_body(session, actor, conference_id))

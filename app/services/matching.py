@@ -6,11 +6,13 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+import uuid
 from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import date
 from difflib import SequenceMatcher
 from itertools import combinations
+from typing import Any
 
 from sqlalchemy import and_, bindparam, or_, select, union_all
 from sqlalchemy.orm import Session
@@ -124,7 +126,20 @@ class Query:
         return cls(family or None, given or None, dob, postcode_key(postcode))
 
 
-def _given_score(query: str, candidate: Person) -> tuple[float, str | None]:
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """What matching compares of a person on record."""
+
+    id: uuid.UUID
+    family_name: str
+    family_key: str
+    given_key: str
+    aliases: list[str]
+    date_of_birth: date | None
+    postcode_key: str | None
+
+
+def _given_score(query: str, candidate: Candidate) -> tuple[float, str | None]:
     if query == candidate.given_key:
         return 0.2, "given_name"
     if len(query) == 1 or len(candidate.given_key) == 1:
@@ -135,7 +150,7 @@ def _given_score(query: str, candidate: Person) -> tuple[float, str | None]:
     return 0.0, None
 
 
-def _family_score(query: str, candidate: Person) -> tuple[float, str | None]:
+def _family_score(query: str, candidate: Candidate) -> tuple[float, str | None]:
     if query == candidate.family_key:
         return 0.35, "family_name"
     if any(name_key(alias.split()[-1]) == query for alias in candidate.aliases if alias.split()):
@@ -156,7 +171,7 @@ def _dob_score(query: date, born: date | None) -> tuple[float, str | None]:
     return 0.0, None
 
 
-def score(query: Query, candidate: Person) -> tuple[float, list[str]]:
+def score(query: Query, candidate: Candidate) -> tuple[float, list[str]]:
     """A 0-1 likelihood that ``candidate`` is the person described, and what matched."""
     parts: list[tuple[float, str | None]] = []
     if query.family:
@@ -185,7 +200,8 @@ _PARAMS = {name: bindparam(name, required=False, type_=c.type) for name, c in _K
 
 
 def _build_lookup(actor: Actor, variant: Hashable) -> PreparedQuery:
-    """The ids of the people any of the lookups finds, for the fields the query gives.
+    """The people any of the lookups finds, for the fields the query gives (the columns of
+    a ``Candidate``).
 
     The broad lookup (any one of family name, date of birth, postcode) is capped, and a
     common surname, birthday or a block of flats' postcode can fill the cap with others. So
@@ -209,7 +225,15 @@ def _build_lookup(actor: Actor, variant: Hashable) -> PreparedQuery:
             stmt = stmt.where(visible_people(actor))
         capped = stmt.limit(CANDIDATE_CAP).subquery()
         parts.append(select(capped.c.id))
-    return select(col(Person.id)).where(col(Person.id).in_(union_all(*parts)))
+    return select(
+        col(Person.id),
+        col(Person.family_name),
+        col(Person.family_key),
+        col(Person.given_key),
+        col(Person.aliases),
+        col(Person.date_of_birth),
+        col(Person.postcode_key),
+    ).where(col(Person.id).in_(union_all(*parts)))
 
 
 _LOOKUP = Prepared(_build_lookup)
@@ -217,9 +241,9 @@ _LOOKUP = Prepared(_build_lookup)
 
 def candidates(
     session: Session, actor: Actor, query: Query, *, visible_only: bool, limit: int = 20
-) -> list[tuple[Person, float, list[str]]]:
+) -> list[tuple[Candidate, float, list[str]]]:
     """Scored candidates, best first; with ``visible_only``, only people the actor may see
-    (``app.policies.visible_people``)."""
+    (``app.policies.visible_people``). One statement, through the driver."""
     values = {
         "family": query.family,
         "given": query.given if query.family else None,
@@ -229,13 +253,24 @@ def candidates(
     present = tuple(name for name, value in values.items() if value)
     if not set(present) & {"family", "born", "postcode"}:
         return []
-    session.flush()  # people this unit created are candidates too
+    session.flush()  # people this unit created through the ORM are candidates too
     raw = Raw(session)
-    ids = [raw.to_uuid(row[0]) for row in _LOOKUP.rows(raw, actor, values, (present, visible_only))]
-    if not ids:
-        return []
-    found = session.scalars(select(Person).where(col(Person.id).in_(ids))).all()
+    found = [_candidate(raw, r) for r in _LOOKUP.rows(raw, actor, values, (present, visible_only))]
     scored = [(p, *score(query, p)) for p in found]
     scored = [row for row in scored if row[1] > 0]
     scored.sort(key=lambda row: (-row[1], row[0].family_name, str(row[0].id)))
     return scored[:limit]
+
+
+def _candidate(raw: Raw, r: tuple[Any, ...]) -> Candidate:
+    person_id = raw.to_uuid(r[0])
+    assert person_id is not None  # a primary key
+    return Candidate(
+        id=person_id,
+        family_name=r[1],
+        family_key=r[2],
+        given_key=r[3],
+        aliases=raw.to_json(r[4]),
+        date_of_birth=date.fromisoformat(r[5]) if isinstance(r[5], str) else r[5],
+        postcode_key=r[6],
+    )

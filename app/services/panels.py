@@ -63,8 +63,13 @@ def list_types(session: Session, actor: Actor) -> list[PanelTypePublic]:
 
 def config_of(panel: Panel) -> PanelConfig:
     """The panel's effective configuration: its type's defaults with its overrides."""
-    defaults = PANEL_TYPES[panel.panel_type].defaults
-    return PanelConfig.model_validate({**defaults.model_dump(), **panel.config})
+    return configured(panel.panel_type, panel.config)
+
+
+def configured(panel_type: str, overrides: dict[str, Any]) -> PanelConfig:
+    """A panel type's defaults with a panel's overrides."""
+    defaults = PANEL_TYPES[panel_type].defaults
+    return PanelConfig.model_validate({**defaults.model_dump(), **overrides})
 
 
 def list_panels(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Hashable
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import bindparam, func, select
@@ -18,7 +19,7 @@ from app.audit import AuditAction
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.etags import check_if_match
 from app.models.agency import Agency, AgencyKind
-from app.models.base import utcnow
+from app.models.base import new_id, utcnow
 from app.models.case import Case
 from app.models.panel import MANAGING_ROLES, Panel, PanelMember
 from app.models.referral import (
@@ -41,7 +42,7 @@ from app.prepared import Prepared
 from app.prepared import Query as PreparedQuery
 from app.rawsql import Raw
 from app.services import cases, people
-from app.services.panels import config_of, panel_role_of
+from app.services.panels import config_of, configured, panel_role_of
 
 OPEN_FOR_DECISION = {ReferralStatus.SUBMITTED.value, ReferralStatus.SCREENED.value}
 
@@ -115,32 +116,40 @@ def _build_repeat_of(_actor: Actor, _variant: Hashable) -> PreparedQuery:
     )
 
 
+def _build_panel(_actor: Actor, _variant: Hashable) -> PreparedQuery:
+    return select(col(Panel.is_active), col(Panel.panel_type), col(Panel.config)).where(
+        col(Panel.id) == bindparam("panel_id", required=False)
+    )
+
+
 # Every submission runs these: prepared (app.prepared).
+_PANEL = Prepared(_build_panel)
 _MAY_REFER = Prepared(_build_may_refer)
 _REPEAT_OF = Prepared(_build_repeat_of)
 
 
-def _referring_panel(session: Session, actor: Actor, panel_id: uuid.UUID) -> Panel:
-    panel = session.get(Panel, panel_id)
-    if panel is None or not panel.is_active:
+def _referring_panel(raw: Raw, actor: Actor, panel_id: uuid.UUID) -> tuple[PanelType, PanelConfig]:
+    """The type and configuration of the active panel the actor's agency may refer to."""
+    panel = _PANEL.row(raw, actor, {"panel_id": panel_id})
+    if panel is None or not panel[0]:
         raise Invalid("panel_id does not name an active panel")
-    may_refer = _MAY_REFER.row(Raw(session), actor, {"panel_id": panel.id})
+    may_refer = _MAY_REFER.row(raw, actor, {"panel_id": panel_id})
     if not (may_refer and may_refer[0]):
         raise Forbidden(
             "Your agency is not permitted to refer to this panel",
             resource_type="panel",
-            resource_id=panel.id,
+            resource_id=panel_id,
         )
-    return panel
+    return PANEL_TYPES[panel[1]], configured(panel[1], raw.to_json(panel[2]))
 
 
 def _repeat_of(
-    session: Session, actor: Actor, panel: Panel, person_id: uuid.UUID, window_days: int
+    session: Session, actor: Actor, panel_id: uuid.UUID, person_id: uuid.UUID, window_days: int
 ) -> uuid.UUID | None:
     """A case on this panel about the person heard, or opened, within the repeat window."""
     raw = Raw(session)
     params = {
-        "panel_id": panel.id,
+        "panel_id": panel_id,
         "person_id": person_id,
         "since": utcnow() - timedelta(days=window_days),
     }
@@ -150,9 +159,9 @@ def _repeat_of(
 
 def submit(session: Session, actor: Actor, data: ReferralCreate) -> ReferralPublic:
     """Validate against the panel type, match the people, flag repeats, and record it."""
-    panel = _referring_panel(session, actor, data.panel_id)
-    panel_type = PANEL_TYPES[panel.panel_type]
-    config = config_of(panel)
+    raw = Raw(session)
+    panel_id = data.panel_id
+    panel_type, config = _referring_panel(raw, actor, panel_id)
     form = _validated_form(panel_type, data.form)
     assessment = _assess(panel_type, form, config)
     subject_role = panel_type.person_roles[0]
@@ -171,57 +180,80 @@ def submit(session: Session, actor: Actor, data: ReferralCreate) -> ReferralPubl
     people.lock_identities(
         session, [p.details for p in data.people if p.person_id is None and p.details]
     )
-
-    referral = Referral(
-        panel_id=panel.id,
-        status=ReferralStatus.SUBMITTED.value,
-        submitted_by_kind=actor.kind.value,
-        submitted_by_id=actor.required_id,
-        referring_agency_id=actor.required_agency_id,
-        referrer_name=data.referrer.name,
-        referrer_email=data.referrer.email,
-        referrer_phone=data.referrer.phone,
-        referral_date=data.referral_date,
-        crime_reference=data.crime_reference,
-        form=form.model_dump(mode="json"),
-        assessment=assessment,
-        risk_level=_risk(assessment),
-        consent=data.consent.model_dump(mode="json"),
-    )
-    session.add(referral)
-    session.flush()
     subject_id: uuid.UUID | None = None
     duplicates = 0
     linked: dict[tuple[uuid.UUID, str], None] = {}
     for entry in data.people:
         resolved = people.resolve(session, actor, entry.person_id, entry.details)
         duplicates += resolved.duplicates
-        if (resolved.person.id, entry.role) in linked:
+        if (resolved.person_id, entry.role) in linked:
             raise Invalid("The same person appears twice with the same role")
-        linked[(resolved.person.id, entry.role)] = None
-        session.add(
-            ReferralPerson(referral_id=referral.id, person_id=resolved.person.id, role=entry.role)
-        )
+        linked[(resolved.person_id, entry.role)] = None
         if entry.role == subject_role:
-            subject_id = resolved.person.id
+            subject_id = resolved.person_id
     assert subject_id is not None
-    referral.possible_duplicates = duplicates
-    referral.repeat_of_case_id = _repeat_of(
-        session, actor, panel, subject_id, config.repeat_window_days
+    repeat_of = _repeat_of(session, actor, panel_id, subject_id, config.repeat_window_days)
+    # Written through the driver (app.rawsql), once its people are known: the ORM's unit of
+    # work (an object, a flush to insert it, another to update it) cost most of a submission.
+    referral_id = new_id()
+    referral: dict[str, Any] = {
+        **_NEW_REFERRAL,
+        "id": referral_id,
+        "panel_id": panel_id,
+        "status": ReferralStatus.SUBMITTED.value,
+        "submitted_by_kind": actor.kind.value,
+        "submitted_by_id": actor.required_id,
+        "referring_agency_id": actor.required_agency_id,
+        "referrer_name": data.referrer.name,
+        "referrer_email": data.referrer.email,
+        "referrer_phone": data.referrer.phone,
+        "referral_date": data.referral_date,
+        "crime_reference": data.crime_reference,
+        "form": form.model_dump(mode="json"),
+        "assessment": assessment,
+        "risk_level": _risk(assessment),
+        "consent": data.consent.model_dump(mode="json"),
+        "is_repeat": repeat_of is not None,
+        "repeat_of_case_id": repeat_of,
+        "possible_duplicates": duplicates,
+        "created_at": utcnow(),
+    }
+    raw.insert("referral", [referral])
+    raw.insert(
+        "referral_person",
+        [{"referral_id": referral_id, "person_id": p, "role": r} for p, r in linked],
     )
-    referral.is_repeat = referral.repeat_of_case_id is not None
-    session.flush()
     audit.record(
         session,
         actor,
         AuditAction.REFERRAL_SUBMIT,
         resource_type="referral",
-        resource_id=referral.id,
+        resource_id=referral_id,
         person_id=subject_id,
-        detail={"panel_id": str(panel.id), "is_repeat": referral.is_repeat},
+        detail={"panel_id": str(panel_id), "is_repeat": referral["is_repeat"]},
     )
     shown = [ReferralPersonPublic(person_id=p, role=r) for p, r in linked]
-    return to_public(session, actor, referral, people_=shown)
+    # The submitter is the referrer: what they may see of it is what to_public shows them.
+    runs_panel = panel_role_of(session, actor, panel_id) in MANAGING_ROLES
+    out = ReferralPublic.model_validate({**referral, "people": shown})
+    return _shown_to(actor, out, actor.required_id, runs_panel)
+
+
+# A new referral's columns that submit() does not set: as the model's defaults have them.
+_NEW_REFERRAL = {
+    name: None
+    for name in (
+        "screening_outcome",
+        "screening_note",
+        "screened_by_id",
+        "decision",
+        "decision_reason",
+        "decided_by_id",
+        "decided_at",
+        "case_id",
+        "updated_at",
+    )
+} | {"version": 1}
 
 
 def _people(session: Session, referral_id: uuid.UUID) -> list[ReferralPersonPublic]:
@@ -260,7 +292,15 @@ def to_public(
     out = ReferralPublic.model_validate({**referral.model_dump(), "people": people_})
     if runs_panel is None:
         runs_panel = panel_role_of(session, actor, referral.panel_id) in MANAGING_ROLES
-    if not runs_panel and referral.submitted_by_id == actor.id:
+    return _shown_to(actor, out, referral.submitted_by_id, runs_panel)
+
+
+def _shown_to(
+    actor: Actor, out: ReferralPublic, submitted_by_id: uuid.UUID, runs_panel: bool
+) -> ReferralPublic:
+    """A referrer who does not run the panel sees their own referral's status and content,
+    but nothing that would reveal a case."""
+    if not runs_panel and submitted_by_id == actor.id:
         out.is_repeat = None
         out.repeat_of_case_id = None
         out.case_id = None

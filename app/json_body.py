@@ -1,0 +1,36 @@
+"""Bodies written to JSON once, for the busiest list reads: the case list, the action list
+and the agenda.
+
+Those reads answer with up to a hundred rows read through the driver (``app.rawsql``).
+Validating each row into a pydantic model and then having FastAPI serialise the models took
+a fifth to a third of such a request's CPU on the benchmark machine (docs/performance.md);
+here the rows become plain dicts of JSON-ready values, written by orjson in one call. The
+route still declares its pydantic model: it documents the response (OpenAPI) and the tests
+hold every such body to it, key for key and value for value as pydantic would write them
+(tests/test_json_bodies.py), as the schemathesis run holds it to the schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import Response
+
+# UTC written as "Z", as pydantic writes it.
+_OPTIONS = orjson.OPT_UTC_Z
+
+
+class JSONBody(Response):
+    """A response of dicts, lists and JSON-ready scalars (``uuid.UUID``, aware ``datetime``,
+    ``date`` and ``str`` enums included, written as pydantic writes them)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=_OPTIONS)
+
+
+def page(items: list[dict[str, Any]], next_cursor: str | None) -> JSONBody:
+    """A ``Page`` (``app.pagination``) of rows."""
+    return JSONBody({"items": items, "next_cursor": next_cursor})
