@@ -193,6 +193,16 @@ class Raw:
             return self.to_id_text(value)
         return value
 
+    def to_json_timestamp(self, value: Any) -> Any:
+        """A timestamp as the driver returned it, for ``app.json_body``: SQLite's naive UTC
+        text ("2026-11-20 09:30:00.000000", as SQLAlchemy and ``timestamp`` write it) turned
+        straight into the text pydantic writes ("2026-11-20T09:30:00Z", the fraction only when
+        there is one), at a third of the cost of parsing it; otherwise an aware datetime."""
+        if isinstance(value, str) and len(value) == 26 and value[10] == " ":
+            fraction = value[19:]
+            return f"{value[:10]}T{value[11:19]}{'' if fraction == '.000000' else fraction}Z"
+        return self.to_timestamp(value)
+
     def to_timestamp(self, value: Any) -> datetime | None:
         if value is None:
             return None

@@ -17,6 +17,7 @@ from app.models.action import ActionSummary
 from app.models.agenda import AgendaPublic
 from app.models.case import CaseSummary
 from app.pagination import Page
+from app.rawsql import Raw
 from app.security import Security
 from tests.conferencing import conf_url, list_case, new_case, ok, schedule
 from tests.test_actions import make_overdue, set_action, update
@@ -80,3 +81,17 @@ def test_case_list_action_list_and_agenda_bodies_match_their_models(
     assert item["case_id"] == listed["id"]
     assert [a["id"] for a in item["outstanding_actions"]] == [late["id"]]
     assert [s["case_id"] for s in body["suggestions"]] == [suggested["id"]]
+
+
+def test_timestamps_read_back_are_written_as_pydantic_writes_them(session: Session) -> None:
+    """The driver's timestamps, as the list reads write them: with and without a fraction."""
+    raw = Raw(session)
+    for moment in (
+        datetime(2026, 11, 20, 9, 30, tzinfo=UTC),
+        datetime(2026, 11, 20, 9, 30, 5, 120, tzinfo=UTC),
+        datetime(2026, 3, 29, 1, 0, 0, 999999, tzinfo=UTC),
+    ):
+        stored = raw.timestamp(moment)
+        assert JSONBody({"at": raw.to_json_timestamp(stored)}).body == TypeAdapter(
+            dict[str, datetime]
+        ).dump_json({"at": moment})

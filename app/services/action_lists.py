@@ -81,7 +81,7 @@ def _fields(raw: Raw, r: Sequence[Any], now: date) -> dict[str, Any]:
         "is_overdue": r[9] == _OPEN and due < now,
         "not_done_reason": r[10],
         "not_done_detail": r[11],
-        "resolved_at": raw.to_timestamp(r[12]),
+        "resolved_at": raw.to_json_timestamp(r[12]),
         "version": r[13],
     }
 
@@ -161,8 +161,8 @@ def list_actions(
     rows, next_cursor = cut_page(rows, limit, lambda r: [_date(r[7]), raw.to_uuid(r[0])])
     items = summaries(raw, rows, now)
     shown: dict[Any, Any] = {}
-    for r in rows:
-        shown.setdefault(r[1], r[15])
+    for item, r in zip(items, rows, strict=True):
+        shown.setdefault(item["case_id"], r[15])
     audit.record(
         session,
         actor,

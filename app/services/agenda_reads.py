@@ -184,7 +184,7 @@ def _listings(
             "subject_person_id": raw.to_json_id(r[8]),
             "subject_name": f"{r[9]} {r[10]}",
             "outstanding_actions": outstanding[r[3]],
-            "created_at": raw.to_timestamp(r[2]),
+            "created_at": raw.to_json_timestamp(r[2]),
         }
         for r in rows
     ]
@@ -218,7 +218,7 @@ def _suggestions(
             "reasons": _reasons(heard_at=r[6], overdue=r[8]),
             "risk_level": r[2],
             "is_repeat": bool(r[3]),
-            "opened_at": raw.to_timestamp(r[4]),
+            "opened_at": raw.to_json_timestamp(r[4]),
             "overdue_actions": r[8],
         }
         for r in rows
@@ -253,13 +253,13 @@ def agenda_body(session: Session, actor: Actor, conference_id: uuid.UUID) -> dic
         resource_id=conference_id,
         subjects=[
             *((item["case_id"], item["subject_person_id"]) for item in items),
-            *((r[0], r[7]) for r in suggested),
+            *((s["case_id"], r[7]) for s, r in zip(suggestions or [], suggested, strict=True)),
         ],
     )
     return {
         "conference_id": conference_id,
         "status": status,
-        "agenda_published_at": raw.to_timestamp(published_at),
+        "agenda_published_at": raw.to_json_timestamp(published_at),
         "items": items,
         "suggestions": suggestions,
         "version": version,

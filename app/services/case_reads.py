@@ -218,7 +218,7 @@ def list_cases(
             "stage": r[4],
             "risk_level": r[5],
             "is_repeat": bool(r[6]),
-            "opened_at": raw.to_timestamp(r[7]),
+            "opened_at": raw.to_json_timestamp(r[7]),
             "version": r[8],
         }
         for r in rows
@@ -229,6 +229,6 @@ def list_cases(
         AuditAction.CASE_LIST,
         resource_type="case",
         detail={"returned": len(items)},
-        subjects=[(r[0], r[10]) for r in rows],
+        subjects=[(item["id"], r[10]) for item, r in zip(items, rows, strict=True)],
     )
     return items, next_cursor
