@@ -51,7 +51,7 @@ def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
 class Raw:
     """The session's DBAPI connection, with parameters adapted to its dialect."""
 
-    __slots__ = ("_dbapi", "read_only", "sqlite")
+    __slots__ = ("_dbapi", "_id_texts", "read_only", "sqlite")
 
     def __init__(self, session: Session) -> None:
         # A unit of work's Session is bound to the unit's connection, already in its
@@ -66,6 +66,7 @@ class Raw:
         # synchronous face of psycopg's asyncio connection in a unit of work (app.db).
         self._dbapi: Any = connection.connection.dbapi_connection
         self.read_only = READ_UNIT in session.info
+        self._id_texts: dict[str, str | None] = {}
 
     def _sql(self, sql: str) -> str:
         return sql if self.sqlite else sql.replace("?", "%s")
@@ -188,9 +189,13 @@ class Raw:
 
     def to_json_id(self, value: Any) -> Any:
         """An id as the driver returned it, for ``app.json_body``: the UUID itself (orjson
-        writes it), or the canonical text of SQLite's 32 hex digits."""
+        writes it), or the canonical text of SQLite's 32 hex digits, worked out once for
+        each id a page repeats (its panel, an owning agency...)."""
         if isinstance(value, str):
-            return self.to_id_text(value)
+            text = self._id_texts.get(value)
+            if text is None:
+                text = self._id_texts[value] = self.to_id_text(value)
+            return text
         return value
 
     def to_json_timestamp(self, value: Any) -> Any:
