@@ -207,16 +207,22 @@ def user_role_on(session: Session, panel_id: uuid.UUID, user_id: uuid.UUID) -> s
     return role
 
 
-def _build_role(actor: Actor, _variant: Hashable) -> PreparedQuery:
+def role_query(actor: Actor, panel_id: Any) -> PreparedQuery:
+    """The caller's role on the panel ``panel_id`` (a bound parameter or a column), if they
+    hold one and their agency is a member: one row at most (the keys of both tables)."""
     return (
         select(col(PanelRole.role))
         .join(PanelMember, col(PanelMember.panel_id) == col(PanelRole.panel_id))
         .where(
-            col(PanelRole.panel_id) == bindparam("panel_id", required=False),
+            col(PanelRole.panel_id) == panel_id,
             col(PanelRole.user_id) == actor.id,
             col(PanelMember.agency_id) == actor.agency_id,
         )
     )
+
+
+def _build_role(actor: Actor, _variant: Hashable) -> PreparedQuery:
+    return role_query(actor, bindparam("panel_id", required=False))
 
 
 # Asked on most requests about a panel's work: prepared (app.prepared).

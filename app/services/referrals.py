@@ -42,7 +42,7 @@ from app.prepared import Prepared
 from app.prepared import Query as PreparedQuery
 from app.rawsql import Raw
 from app.services import cases, people
-from app.services.panels import config_of, configured, panel_role_of
+from app.services.panels import config_of, configured, panel_role_of, role_query
 
 OPEN_FOR_DECISION = {ReferralStatus.SUBMITTED.value, ReferralStatus.SCREENED.value}
 
@@ -91,13 +91,6 @@ def _check_consent(
         raise Invalid("Consent: " + "; ".join(problems), extra={"reasons": problems})
 
 
-def _build_may_refer(actor: Actor, _variant: Hashable) -> PreparedQuery:
-    return select(col(PanelMember.may_refer)).where(
-        col(PanelMember.panel_id) == bindparam("panel_id", required=False),
-        col(PanelMember.agency_id) == actor.agency_id,
-    )
-
-
 def _build_repeat_of(_actor: Actor, _variant: Hashable) -> PreparedQuery:
     """The most recent case on the panel about the person (as its subject: a repeat MARAC
     is a further incident for the same victim) heard, or opened, since the given time."""
@@ -116,31 +109,44 @@ def _build_repeat_of(_actor: Actor, _variant: Hashable) -> PreparedQuery:
     )
 
 
-def _build_panel(_actor: Actor, _variant: Hashable) -> PreparedQuery:
-    return select(col(Panel.is_active), col(Panel.panel_type), col(Panel.config)).where(
-        col(Panel.id) == bindparam("panel_id", required=False)
+def _build_panel(actor: Actor, _variant: Hashable) -> PreparedQuery:
+    """What a submission needs of the panel, in one statement: whether it is active, its
+    type and configuration, whether the caller's agency may refer to it, and the caller's
+    role on it (which decides what the answer shows them)."""
+    panel_id = col(Panel.id)
+    may_refer = select(col(PanelMember.may_refer)).where(
+        col(PanelMember.panel_id) == panel_id, col(PanelMember.agency_id) == actor.agency_id
     )
+    return select(
+        col(Panel.is_active),
+        col(Panel.panel_type),
+        col(Panel.config),
+        may_refer.scalar_subquery(),
+        role_query(actor, panel_id).scalar_subquery(),
+    ).where(panel_id == bindparam("panel_id", required=False))
 
 
 # Every submission runs these: prepared (app.prepared).
 _PANEL = Prepared(_build_panel)
-_MAY_REFER = Prepared(_build_may_refer)
 _REPEAT_OF = Prepared(_build_repeat_of)
 
 
-def _referring_panel(raw: Raw, actor: Actor, panel_id: uuid.UUID) -> tuple[PanelType, PanelConfig]:
-    """The type and configuration of the active panel the actor's agency may refer to."""
+def _referring_panel(
+    raw: Raw, actor: Actor, panel_id: uuid.UUID
+) -> tuple[PanelType, PanelConfig, bool]:
+    """The type and configuration of the active panel the actor's agency may refer to, and
+    whether the actor runs it."""
     panel = _PANEL.row(raw, actor, {"panel_id": panel_id})
     if panel is None or not panel[0]:
         raise Invalid("panel_id does not name an active panel")
-    may_refer = _MAY_REFER.row(raw, actor, {"panel_id": panel_id})
-    if not (may_refer and may_refer[0]):
+    if not panel[3]:
         raise Forbidden(
             "Your agency is not permitted to refer to this panel",
             resource_type="panel",
             resource_id=panel_id,
         )
-    return PANEL_TYPES[panel[1]], configured(panel[1], raw.to_json(panel[2]))
+    runs_panel = actor.id is not None and actor.agency_id is not None and panel[4] in MANAGING_ROLES
+    return PANEL_TYPES[panel[1]], configured(panel[1], raw.to_json(panel[2])), runs_panel
 
 
 def _repeat_of(
@@ -161,7 +167,7 @@ def submit(session: Session, actor: Actor, data: ReferralCreate) -> ReferralPubl
     """Validate against the panel type, match the people, flag repeats, and record it."""
     raw = Raw(session)
     panel_id = data.panel_id
-    panel_type, config = _referring_panel(raw, actor, panel_id)
+    panel_type, config, runs_panel = _referring_panel(raw, actor, panel_id)
     form = _validated_form(panel_type, data.form)
     assessment = _assess(panel_type, form, config)
     subject_role = panel_type.person_roles[0]
@@ -234,7 +240,6 @@ def submit(session: Session, actor: Actor, data: ReferralCreate) -> ReferralPubl
     )
     shown = [ReferralPersonPublic(person_id=p, role=r) for p, r in linked]
     # The submitter is the referrer: what they may see of it is what to_public shows them.
-    runs_panel = panel_role_of(session, actor, panel_id) in MANAGING_ROLES
     out = ReferralPublic.model_validate({**referral, "people": shown})
     return _shown_to(actor, out, actor.required_id, runs_panel)
 
