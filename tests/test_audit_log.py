@@ -245,6 +245,34 @@ def test_an_unreadable_subject_list_is_sealed_and_reported_not_stuck_in_the_queu
     assert "index" in body["first_break"]["reason"]
 
 
+def test_a_batch_stops_at_its_budget_of_subjects_and_the_next_takes_the_rest(
+    client: TestClient, session: Session, settings: Settings, principals: Principals
+) -> None:
+    """The service's sealer bounds a batch by the cases its events showed (each one is
+    indexed): a batch ends before the budget is passed, but always seals its first event,
+    and the chain and the index come out the same as in one batch."""
+    client.get("/api/v1/me", headers=principals.member.headers)
+    _seal(session, settings)
+    for count in (3, 5, 2, 0):
+        shown = [[str(uuid.uuid4()), None] for _ in range(count)]
+        event = AuditEvent(
+            actor_type="user", action="case.list", outcome="success", detail={"subjects": shown}
+        )
+        session.add(event)
+        session.flush()
+        session.add(AuditUnsealed(event_id=event.id))
+    session.commit()
+    key = _key(settings)
+    assert seal_pending(session, key, batch=10, subjects=4) == 1  # 3 of 4; 5 more pass it
+    assert seal_pending(session, key, batch=10, subjects=4) == 1  # over alone: sealed alone
+    assert seal_pending(session, key, batch=10, subjects=4) == 2  # 2, then 0
+    assert seal_pending(session, key, batch=10, subjects=4) == 0
+    session.commit()
+    assert session.scalar(select(func.count()).select_from(AuditSubject)) == 10
+    body = client.get("/api/v1/audit/verify", headers=principals.auditor.headers).json()
+    assert body["ok"] is True and body["unsealed_events"] == 0, body
+
+
 def test_verify_finds_a_removed_seal(
     client: TestClient, session: Session, settings: Settings, principals: Principals
 ) -> None:

@@ -143,8 +143,15 @@ def _driver_content(raw: Raw, row: Sequence[Any]) -> list[Any]:
     return content
 
 
-def seal_pending(session: Session, key: bytes, *, batch: int = 2000) -> int:
-    """Chain up to ``batch`` queued events onto the head of the chain; return how many."""
+def seal_pending(
+    session: Session, key: bytes, *, batch: int = 2000, subjects: int | None = None
+) -> int:
+    """Chain up to ``batch`` queued events onto the head of the chain; return how many.
+
+    ``subjects``: also stop before the events' ``detail["subjects"]`` pass this many in all
+    (the first event is always sealed). A list read's event names up to a hundred cases, and
+    each is indexed here: the service's sealer bounds a batch's work by them, as on SQLite it
+    runs on the event loop between requests."""
     raw = Raw(session)
     # One sealer at a time across all workers on PostgreSQL; the others skip this round.
     # (SQLite's BEGIN IMMEDIATE already admits one writer at a time.)
@@ -155,6 +162,8 @@ def seal_pending(session: Session, key: bytes, *, batch: int = 2000) -> int:
     head = raw.one(_HEAD_SQL, ())
     index, prev = (head[0] + 1, head[1]) if head else (0, GENESIS)
     events = [_driver_content(raw, row) for row in raw.all(_PENDING_SQL, (batch,))]
+    if subjects is not None:
+        events = _within(events, subjects)
     if not events:
         return 0
     now = raw.timestamp(utcnow())
@@ -175,6 +184,17 @@ def seal_pending(session: Session, key: bytes, *, batch: int = 2000) -> int:
     else:
         raw.run(_UNQUEUE_PG, (orjson.dumps(ids).decode(),))
     return len(events)
+
+
+def _within(events: list[list[Any]], subjects: int) -> list[list[Any]]:
+    """The longest run of ``events`` from the first whose subjects stay within the budget."""
+    for count, content in enumerate(events):
+        detail = content[_DETAIL]
+        pairs = detail.get("subjects") if isinstance(detail, dict) else None
+        subjects -= len(pairs) if isinstance(pairs, list) else 0
+        if subjects < 0 and count:
+            return events[:count]
+    return events
 
 
 _INSERT_SUBJECTS_SQLITE = "INSERT INTO audit_subject (case_id, event_id) VALUES (?, ?)"
