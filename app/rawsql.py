@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -93,6 +93,15 @@ class Raw:
     def all(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = self._execute(sql, params).fetchall()
         return rows
+
+    def each(self, sql: str, params: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+        """The rows one at a time, as the caller takes them: those it does not take are
+        never read (nor their JSON parsed)."""
+        cursor = self._execute(sql, params)
+        try:
+            yield from cursor
+        finally:
+            cursor.close()
 
     def run(self, sql: str, params: Sequence[Any]) -> None:
         self._refuse_in_read()

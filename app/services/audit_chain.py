@@ -161,9 +161,7 @@ def seal_pending(
             return 0
     head = raw.one(_HEAD_SQL, ())
     index, prev = (head[0] + 1, head[1]) if head else (0, GENESIS)
-    events = [_driver_content(raw, row) for row in raw.all(_PENDING_SQL, (batch,))]
-    if subjects is not None:
-        events = _within(events, subjects)
+    events = _pending(raw, batch, subjects)
     if not events:
         return 0
     now = raw.timestamp(utcnow())
@@ -186,14 +184,20 @@ def seal_pending(
     return len(events)
 
 
-def _within(events: list[list[Any]], subjects: int) -> list[list[Any]]:
-    """The longest run of ``events`` from the first whose subjects stay within the budget."""
-    for count, content in enumerate(events):
-        detail = content[_DETAIL]
-        pairs = detail.get("subjects") if isinstance(detail, dict) else None
-        subjects -= len(pairs) if isinstance(pairs, list) else 0
-        if subjects < 0 and count:
-            return events[:count]
+def _pending(raw: Raw, batch: int, subjects: int | None) -> list[list[Any]]:
+    """The next queued events, in queue order, up to ``batch`` and, with ``subjects``, up to
+    the last one whose subjects stay within that budget (the first is always taken). Rows
+    past the budget are left unread: a list read's event is a hundred ids of JSON."""
+    events: list[list[Any]] = []
+    for row in raw.each(_PENDING_SQL, (batch,)):
+        content = _driver_content(raw, row)
+        if subjects is not None:
+            detail = content[_DETAIL]
+            pairs = detail.get("subjects") if isinstance(detail, dict) else None
+            subjects -= len(pairs) if isinstance(pairs, list) else 0
+            if subjects < 0 and events:
+                break
+        events.append(content)
     return events
 
 
