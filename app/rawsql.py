@@ -42,10 +42,14 @@ class ReadUnitWrite(RuntimeError):
     """A read's unit of work tried to write something other than its audit events."""
 
 
+_ROWS_PER_STATEMENT = 8
+
+
 @functools.cache
-def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
+def _insert_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
     names, marks = ", ".join(columns), ", ".join("?" * len(columns))
-    return f"INSERT INTO {table} ({names}) VALUES ({marks})"  # noqa: S608 (names from code)
+    values = ", ".join([f"({marks})"] * rows)
+    return f"INSERT INTO {table} ({names}) VALUES {values}"  # noqa: S608 (names from code)
 
 
 class Raw:
@@ -124,12 +128,13 @@ class Raw:
         if not rows:
             return
         columns = tuple(rows[0])
-        sql = _insert_sql(table, columns)
         values = [tuple(self._column_value(row[c]) for c in columns) for row in rows]
-        if len(values) == 1:
-            self.run(sql, values[0])
+        if len(values) <= _ROWS_PER_STATEMENT:
+            # One statement, one round trip: psycopg's executemany (a pipeline) costs more
+            # than the few rows a request inserts.
+            self.run(_insert_sql(table, columns, len(values)), [v for row in values for v in row])
         else:
-            self.run_many(sql, values)
+            self.run_many(_insert_sql(table, columns, 1), values)
 
     def _column_value(self, value: Any) -> Any:
         return self.json(value) if isinstance(value, dict | list) else self.param(value)
