@@ -38,7 +38,7 @@ from app.routers import (
     users,
 )
 from app.security import Security
-from app.services.audit_chain import chain_key, seal_pending
+from app.services.audit_chain import chain_key, seal_next
 
 log = get_logger("app")
 
@@ -51,15 +51,18 @@ log = get_logger("app")
 SUBJECTS_PER_BATCH = 2500
 
 
-def seal_batch(db: Database, key: bytes, batch: int, subjects: int | None = None) -> int:
+def seal_batch(
+    db: Database, key: bytes, batch: int, subjects: int | None = None
+) -> tuple[int, bool]:
     """Seal one batch of queued audit events in its own transaction (on SQLite, its own
-    SAVEPOINT in a group of units: ``app.group_commit``); return how many."""
+    SAVEPOINT in a group of units: ``app.group_commit``); return how many, and whether a
+    limit stopped the batch (more were waiting)."""
     connection = db.connect()
     try:
         transaction = db.begin(connection)
         try:
             with db.unit_session(connection) as session:
-                sealed = seal_pending(session, key, batch=batch, subjects=subjects)
+                sealed = seal_next(session, key, batch=batch, subjects=subjects)
                 session.commit()
             transaction.commit()
         finally:
@@ -72,24 +75,25 @@ def seal_batch(db: Database, key: bytes, batch: int, subjects: int | None = None
 
 def seal_all(db: Database, key: bytes, batch: int) -> int:
     """Seal queued audit events until the queue is empty; return how many were sealed."""
-    total = 0
-    while (sealed := seal_batch(db, key, batch)) == batch:
+    total, more = 0, True
+    while more:
+        sealed, more = seal_batch(db, key, batch)
         total += sealed
-    return total + sealed
+    return total
 
 
 async def _sealer(db: Database, key: bytes, settings: Settings) -> None:
     while True:
         await asyncio.sleep(settings.audit_seal_interval_seconds)
         try:
-            # Batch by batch, yielding between them, until the queue is empty: on SQLite the
-            # sealer shares the event loop with requests, and a long seal would show up in
-            # their tail latency.
-            batch = settings.audit_seal_batch
-            sealed = await db.run(seal_batch, db, key, batch, SUBJECTS_PER_BATCH)
-            while sealed:
+            # Batch by batch, yielding between them, while batches come back full: on SQLite
+            # the sealer shares the event loop with requests, and a long seal would show up
+            # in their tail latency. Once a batch is not full, the rest waits for the next
+            # round: sealing the few events each moment brings costs more a batch.
+            batch, more = settings.audit_seal_batch, True
+            while more:
+                _, more = await db.run(seal_batch, db, key, batch, SUBJECTS_PER_BATCH)
                 await asyncio.sleep(0)
-                sealed = await db.run(seal_batch, db, key, batch, SUBJECTS_PER_BATCH)
         except Exception as exc:  # keep sealing on the next round; the queue keeps the events
             log.error("audit_seal_failed", error_type=type(exc).__name__)
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.models.agency import Agency
 from app.models.audit import AuditEvent, AuditSeal, AuditSubject, AuditUnsealed
-from app.services.audit_chain import chain_key, seal_pending
+from app.services.audit_chain import chain_key, seal_next, seal_pending
 from tests.builders import Principals
 
 
@@ -263,10 +263,11 @@ def test_a_batch_stops_at_its_budget_of_subjects_and_the_next_takes_the_rest(
         session.add(AuditUnsealed(event_id=event.id))
     session.commit()
     key = _key(settings)
-    assert seal_pending(session, key, batch=10, subjects=4) == 1  # 3 of 4; 5 more pass it
-    assert seal_pending(session, key, batch=10, subjects=4) == 1  # over alone: sealed alone
-    assert seal_pending(session, key, batch=10, subjects=4) == 2  # 2, then 0
-    assert seal_pending(session, key, batch=10, subjects=4) == 0
+    # (sealed, whether a limit stopped the batch): the service's sealer goes on while true.
+    assert seal_next(session, key, batch=10, subjects=4) == (1, True)  # 3; 5 more pass it
+    assert seal_next(session, key, batch=10, subjects=4) == (1, True)  # over alone: alone
+    assert seal_next(session, key, batch=10, subjects=4) == (2, False)  # 2, then 0: all
+    assert seal_next(session, key, batch=10, subjects=4) == (0, False)
     session.commit()
     assert session.scalar(select(func.count()).select_from(AuditSubject)) == 10
     body = client.get("/api/v1/audit/verify", headers=principals.auditor.headers).json()
@@ -409,3 +410,14 @@ def test_non_auditors_cannot_read_the_log(client: TestClient, principals: Princi
     for who in (principals.admin, principals.member, principals.client):
         for path in ("/api/v1/audit/events", "/api/v1/audit/verify", "/api/v1/audit/events/export"):
             assert client.get(path, headers=who.headers).status_code == 403
+
+
+def test_a_batch_that_reaches_its_size_says_more_may_be_waiting(
+    client: TestClient, session: Session, settings: Settings, principals: Principals
+) -> None:
+    for _ in range(3):
+        client.get("/api/v1/me", headers=principals.member.headers)
+    key = _key(settings)
+    assert seal_next(session, key, batch=2) == (2, True)
+    assert seal_next(session, key, batch=2) == (1, False)
+    session.commit()

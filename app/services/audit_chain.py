@@ -146,7 +146,15 @@ def _driver_content(raw: Raw, row: Sequence[Any]) -> list[Any]:
 def seal_pending(
     session: Session, key: bytes, *, batch: int = 2000, subjects: int | None = None
 ) -> int:
-    """Chain up to ``batch`` queued events onto the head of the chain; return how many.
+    """Chain up to ``batch`` queued events onto the head of the chain; return how many."""
+    return seal_next(session, key, batch=batch, subjects=subjects)[0]
+
+
+def seal_next(
+    session: Session, key: bytes, *, batch: int, subjects: int | None = None
+) -> tuple[int, bool]:
+    """Chain up to ``batch`` queued events onto the head of the chain; return how many, and
+    whether a limit stopped the batch (so more were waiting).
 
     ``subjects``: also stop before the events' ``detail["subjects"]`` pass this many in all
     (the first event is always sealed). A list read's event names up to a hundred cases, and
@@ -158,12 +166,12 @@ def seal_pending(
     if not raw.sqlite:
         locked = raw.one("SELECT pg_try_advisory_xact_lock(?)", (_PG_SEAL_LOCK,))
         if not (locked and locked[0]):
-            return 0
+            return 0, False
     head = raw.one(_HEAD_SQL, ())
     index, prev = (head[0] + 1, head[1]) if head else (0, GENESIS)
-    events = _pending(raw, batch, subjects)
+    events, limited = _pending(raw, batch, subjects)
     if not events:
-        return 0
+        return 0, False
     now = raw.timestamp(utcnow())
     seals = []
     for content in events:
@@ -181,13 +189,14 @@ def seal_pending(
         raw.run_many(_UNQUEUE, [(event_id,) for event_id in ids])
     else:
         raw.run(_UNQUEUE_PG, (orjson.dumps(ids).decode(),))
-    return len(events)
+    return len(events), limited
 
 
-def _pending(raw: Raw, batch: int, subjects: int | None) -> list[list[Any]]:
+def _pending(raw: Raw, batch: int, subjects: int | None) -> tuple[list[list[Any]], bool]:
     """The next queued events, in queue order, up to ``batch`` and, with ``subjects``, up to
-    the last one whose subjects stay within that budget (the first is always taken). Rows
-    past the budget are left unread: a list read's event is a hundred ids of JSON."""
+    the last one whose subjects stay within that budget (the first is always taken); and
+    whether either limit was reached. Rows past the budget are left unread: a list read's
+    event is a hundred ids of JSON."""
     events: list[list[Any]] = []
     for row in raw.each(_PENDING_SQL, (batch,)):
         content = _driver_content(raw, row)
@@ -196,9 +205,9 @@ def _pending(raw: Raw, batch: int, subjects: int | None) -> list[list[Any]]:
             pairs = detail.get("subjects") if isinstance(detail, dict) else None
             subjects -= len(pairs) if isinstance(pairs, list) else 0
             if subjects < 0 and events:
-                break
+                return events, True
         events.append(content)
-    return events
+    return events, len(events) == batch
 
 
 _INSERT_SUBJECTS_SQLITE = "INSERT INTO audit_subject (case_id, event_id) VALUES (?, ?)"
