@@ -87,12 +87,13 @@ def search(
         resource_type="person",
         detail={"returned": len(found)},
     )
-    records = {
-        p.id: p
-        for p in session.scalars(
-            select(Person).where(col(Person.id).in_([c.id for c, _, _ in found]))
-        )
-    }
+    # The full records of the candidates matching scored, for what the caller may see.
+    ids = [c.id for c, _, _ in found]
+    records = (
+        {p.id: p for p in session.scalars(select(Person).where(col(Person.id).in_(ids)))}
+        if ids
+        else {}
+    )
     shown = [(records[c.id], s, why) for c, s, why in found]
     readers = safe_contact_readers(session, actor, [p for p, _, _ in shown])
     return [
