@@ -201,9 +201,7 @@ def _pending(raw: Raw, batch: int, subjects: int | None) -> tuple[list[list[Any]
     for row in raw.each(_PENDING_SQL, (batch,)):
         content = _driver_content(raw, row)
         if subjects is not None:
-            detail = content[_DETAIL]
-            pairs = detail.get("subjects") if isinstance(detail, dict) else None
-            subjects -= len(pairs) if isinstance(pairs, list) else 0
+            subjects -= len(_subject_pairs(content[_DETAIL]))
             if subjects < 0 and events:
                 return events, True
         events.append(content)
@@ -218,12 +216,15 @@ _INSERT_SUBJECTS_PG = (
 _UUID_TEXT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
+def _subject_pairs(detail: Any) -> list[Any]:
+    """An event's ``detail["subjects"]``, or none if it has no such list."""
+    pairs = detail.get("subjects") if isinstance(detail, dict) else None
+    return pairs if isinstance(pairs, list) else []
+
+
 def _subject_cases(detail: Any) -> set[str]:
     """The case ids a sealed event's ``detail["subjects"]`` names, as written there."""
-    pairs = detail.get("subjects") if isinstance(detail, dict) else None
-    if not isinstance(pairs, list):
-        return set()
-    return {_case_of(pair) for pair in pairs}
+    return {_case_of(pair) for pair in _subject_pairs(detail)}
 
 
 def _case_of(pair: Any) -> str:
