@@ -244,21 +244,13 @@ def submit(session: Session, actor: Actor, data: ReferralCreate) -> ReferralPubl
     return _shown_to(actor, out, actor.required_id, runs_panel)
 
 
-# A new referral's columns that submit() does not set: as the model's defaults have them.
+# A new referral's columns with a default in the model (submit() sets the others and some of
+# these): read off the model once, so a column added later gets its default here too.
 _NEW_REFERRAL = {
-    name: None
-    for name in (
-        "screening_outcome",
-        "screening_note",
-        "screened_by_id",
-        "decision",
-        "decision_reason",
-        "decided_by_id",
-        "decided_at",
-        "case_id",
-        "updated_at",
-    )
-} | {"version": 1}
+    name: field.default
+    for name, field in Referral.model_fields.items()
+    if not field.is_required() and field.default_factory is None
+}
 
 
 def _people(session: Session, referral_id: uuid.UUID) -> list[ReferralPersonPublic]:
