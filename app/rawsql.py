@@ -55,7 +55,7 @@ def _insert_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
 class Raw:
     """The session's DBAPI connection, with parameters adapted to its dialect."""
 
-    __slots__ = ("_dbapi", "_id_texts", "read_only", "sqlite")
+    __slots__ = ("_dbapi", "read_only", "sqlite")
 
     def __init__(self, session: Session) -> None:
         # A unit of work's Session is bound to the unit's connection, already in its
@@ -70,7 +70,6 @@ class Raw:
         # synchronous face of psycopg's asyncio connection in a unit of work (app.db).
         self._dbapi: Any = connection.connection.dbapi_connection
         self.read_only = READ_UNIT in session.info
-        self._id_texts: dict[str, str | None] = {}
 
     def _sql(self, sql: str) -> str:
         return sql if self.sqlite else sql.replace("?", "%s")
@@ -195,21 +194,18 @@ class Raw:
     def to_id_text(self, value: Any) -> str | None:
         """An id as the driver returned it (a UUID, or 32 hex digits on SQLite), as text in
         the canonical form: cheaper than going through ``uuid.UUID`` for a page of them."""
-        if value is None:
-            return None
-        if isinstance(value, str) and len(value) == 32:
+        if value.__class__ is str and len(value) == 32:
             return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
-        return str(value)
+        return None if value is None else str(value)
 
     def to_json_id(self, value: Any) -> Any:
         """An id as the driver returned it, for ``app.json_body``: the UUID itself (orjson
-        writes it), or the canonical text of SQLite's 32 hex digits, worked out once for
-        each id a page repeats (its panel, an owning agency...)."""
-        if isinstance(value, str):
-            text = self._id_texts.get(value)
-            if text is None:
-                text = self._id_texts[value] = self.to_id_text(value)
-            return text
+        writes it), or the canonical text of SQLite's 32 hex digits. A list page turns
+        hundreds of ids a request (the agenda ~300): the exact-type test and the f-string
+        are all of it (a memo of repeated ids cost more than it saved: 0.8 against 0.3 µs
+        an id)."""
+        if value.__class__ is str and len(value) == 32:
+            return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
         return value
 
     def to_json_timestamp(self, value: Any) -> Any:

@@ -46,6 +46,10 @@ _TODAY: BindParameter[Any] = bindparam(
     type_=Action.__table__.c.due_date.type,  # type: ignore[attr-defined]
 )
 _OPEN_ACTION = ActionStatus.OPEN.value
+# A suggestion's reasons, as written: an enum member's ``.value`` costs a descriptor call.
+_AWAITING = [SuggestionReason.AWAITING_LISTING.value]
+_OVERDUE = [SuggestionReason.OVERDUE_ACTIONS.value]
+_BOTH = _AWAITING + _OVERDUE
 
 
 def _build_conference(actor: Actor, _variant: Hashable) -> Query:
@@ -191,12 +195,9 @@ def _listings(
 
 
 def _reasons(heard_at: Any, overdue: int) -> list[str]:
-    reasons = []
     if heard_at is None:
-        reasons.append(SuggestionReason.AWAITING_LISTING.value)
-    if overdue:
-        reasons.append(SuggestionReason.OVERDUE_ACTIONS.value)
-    return reasons
+        return list(_BOTH if overdue else _AWAITING)
+    return list(_OVERDUE) if overdue else []
 
 
 def _suggestions(

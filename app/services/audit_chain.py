@@ -223,15 +223,12 @@ def _subject_pairs(detail: Any) -> list[Any]:
 
 
 def _subject_cases(detail: Any) -> set[str]:
-    """The case ids a sealed event's ``detail["subjects"]`` names, as written there."""
-    return {_case_of(pair) for pair in _subject_pairs(detail)}
-
-
-def _case_of(pair: Any) -> str:
-    # Anything but [case id, ...] comes back as its repr, which no index row can match.
-    if isinstance(pair, list) and pair and isinstance(pair[0], str):
-        return pair[0]
-    return repr(pair)
+    """The case ids a sealed event's ``detail["subjects"]`` names, as written there.
+    Anything but [case id, ...] comes back as its repr, which no index row can match."""
+    return {
+        pair[0] if pair.__class__ is list and pair and pair[0].__class__ is str else repr(pair)
+        for pair in _subject_pairs(detail)
+    }
 
 
 def _index_subjects(raw: Raw, events: Sequence[tuple[int, Any]]) -> None:
@@ -241,27 +238,25 @@ def _index_subjects(raw: Raw, events: Sequence[tuple[int, Any]]) -> None:
     index pages, on every request if written there, once per batch here; and through the
     driver, as the ids are already text. Anything that is no case id is left out, so
     ``verify_chain`` reports the event (its index no longer says what its sealed content
-    says) instead of the sealer stopping on it.
+    says) instead of the sealer stopping on it. A batch holds a few thousand of them, on
+    SQLite on the event loop: the loop below is kept to a few operations an id.
     """
+    sqlite, valid = raw.sqlite, _UUID_TEXT.match
     rows = [
-        (_stored(raw, case_id), event_id)
+        # As the uuid column stores it: 32 hex digits on SQLite, as given on PostgreSQL.
+        (case_id.replace("-", "") if sqlite else case_id, event_id)
         for event_id, detail in events
-        for case_id in sorted(_subject_cases(detail))
-        if isinstance(case_id, str) and _UUID_TEXT.match(case_id)
+        for case_id in _subject_cases(detail)
+        if valid(case_id)
     ]
     if not rows:
         return
     # In key order: each page of the index is then visited once a batch, not once a row.
     rows.sort()
-    if raw.sqlite:
+    if sqlite:
         raw.run_many(_INSERT_SUBJECTS_SQLITE, rows)
     else:
         raw.run(_INSERT_SUBJECTS_PG, (orjson.dumps(rows).decode(),))
-
-
-def _stored(raw: Raw, value: str) -> str:
-    """An id as the uuid column stores it: 32 hex digits on SQLite, as given on PostgreSQL."""
-    return value.replace("-", "") if raw.sqlite else value
 
 
 def verify_chain(session: Session, key: bytes) -> AuditVerification:
