@@ -11,8 +11,10 @@ from sqlmodel import col
 
 from app.actor import Actor, ActorKind
 from app.models.agency import Agency, AgencyKind
+from app.pagination import fetch_size
 from app.prepared import Prepared, Query
 from app.rawsql import Raw
+from app.services import case_reads
 from tests.builders import make_agency
 
 
@@ -49,3 +51,26 @@ def test_actors_of_another_kind_get_a_statement_of_their_own(session: Session) -
         actor = Actor(kind=kind, id=agency.id, agency_id=agency.id)
         assert query.row(raw, actor, {"name": "Prepared Shapes"}) == ("Prepared Shapes",)
     assert len(query._cache) == 2
+
+
+def test_list_statements_fetch_a_few_page_sizes_with_a_literal_limit(session: Session) -> None:
+    """A bound LIMIT kept PostgreSQL planning the case list again on every request (no
+    generic plan ever looked as cheap): the page size is written into the statement,
+    rounded up to one of a few so that the statements stay few."""
+    assert [fetch_size(n) for n in (1, 10, 11, 25, 50, 51, 100, 200)] == [
+        11,
+        11,
+        26,
+        26,
+        51,
+        101,
+        101,
+        201,
+    ]
+    agency = make_agency(session, "Prepared Lists", AgencyKind.POLICE)
+    actor = Actor(kind=ActorKind.USER, id=agency.id, agency_id=agency.id)
+    raw = Raw(session)
+    for fetch in (11, 51):
+        compiled = case_reads._LIST._compiled(raw.sqlite, actor, (True, False, False, False, fetch))
+        assert f" LIMIT {fetch}" in " ".join(compiled.sql.split())
+        assert ("param", "limit") not in compiled.slots

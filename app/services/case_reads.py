@@ -29,7 +29,7 @@ from app.models.case import (
 )
 from app.models.panel import Panel
 from app.models.person import Person
-from app.pagination import cut_page, decode_cursor
+from app.pagination import cut_page, decode_cursor, fetch_size, literal_limit
 from app.policies import visible_cases
 from app.prepared import Prepared, Query
 from app.rawsql import Raw
@@ -49,7 +49,6 @@ def visible_case(
 
 # Request values: named parameters, never values baked into a cached statement.
 _CASE_ID: BindParameter[Any] = bindparam("case_id", required=False)
-_LIMIT: BindParameter[Any] = bindparam("limit", required=False)
 _CURSOR_KINDS: list[type] = [datetime, uuid.UUID]
 
 
@@ -105,9 +104,10 @@ def people_query(case_id: Any) -> Query:
 
 
 def _build_list(actor: Actor, variant: Hashable) -> Query:
-    """``variant``: which of panel, status, risk level and cursor the request filters on."""
+    """``variant``: which of panel, status, risk level and cursor the request filters on, and
+    the rows to fetch (``app.pagination.fetch_size``)."""
     assert isinstance(variant, tuple)
-    by_panel, by_status, by_risk, after = variant
+    by_panel, by_status, by_risk, after, fetch = variant
     stmt = select(
         col(Case.id),
         col(Case.panel_id),
@@ -134,7 +134,7 @@ def _build_list(actor: Actor, variant: Hashable) -> Query:
             bindparam("after_id", required=False, type_=Case.__table__.c.id.type),  # type: ignore[attr-defined]
         )
         stmt = stmt.where(position > bound)
-    return stmt.order_by(col(Case.created_at), col(Case.id)).limit(_LIMIT)
+    return stmt.order_by(col(Case.created_at), col(Case.id)).limit(literal_limit(fetch))
 
 
 _READ = Prepared(_build_read)
@@ -200,11 +200,16 @@ def list_cases(
         "panel_id": panel_id,
         "status": status.value if status is not None else None,
         "risk_level": risk_level,
-        "limit": limit + 1,
     }
     if cursor:
         params["after_created_at"], params["after_id"] = decode_cursor(cursor, _CURSOR_KINDS)
-    variant = (panel_id is not None, status is not None, risk_level is not None, bool(cursor))
+    variant = (
+        panel_id is not None,
+        status is not None,
+        risk_level is not None,
+        bool(cursor),
+        fetch_size(limit),
+    )
     raw = Raw(session)
     rows = _LIST.rows(raw, actor, params, variant)
     rows, next_cursor = cut_page(rows, limit, lambda r: [raw.to_timestamp(r[9]), raw.to_uuid(r[0])])
