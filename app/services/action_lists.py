@@ -113,8 +113,14 @@ def _build(actor: Actor, variant: Hashable) -> Query:
     return stmt.order_by(col(Action.due_date), col(Action.id)).limit(_param("limit"))
 
 
-_MEMBER = Prepared(lambda actor, _variant: member_panel_ids(actor))
-_MANAGED = Prepared(lambda actor, _variant: managed_panel_ids(actor))
+def _build_panels(actor: Actor, _variant: Hashable) -> Query:
+    """The panels the actor takes part in, each with whether they run it: one statement
+    (one round trip on PostgreSQL) where the two lists took two."""
+    member = member_panel_ids(actor).subquery()
+    return select(member.c.panel_id, member.c.panel_id.in_(managed_panel_ids(actor)))
+
+
+_PANELS = Prepared(_build_panels)
 _LIST = Prepared(_build)
 
 
@@ -134,8 +140,9 @@ def list_actions(
     managed: list[Any] = []
     member_only: list[Any] = []
     if actor.can(Permission.ACTION_READ):
-        managed = sorted(row[0] for row in _MANAGED.rows(raw, actor, {}))
-        member_only = sorted({row[0] for row in _MEMBER.rows(raw, actor, {})}.difference(managed))
+        panels = _PANELS.rows(raw, actor, {})
+        managed = sorted({panel for panel, runs in panels if runs})
+        member_only = sorted({panel for panel, runs in panels if not runs}.difference(managed))
     now = today()
     params: dict[str, Any] = {
         "agency_id": agency_id,
