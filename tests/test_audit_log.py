@@ -302,6 +302,26 @@ def test_verify_finds_an_event_slipped_in_behind_the_service(
     assert body["first_break"]["event_id"] == forged.id
 
 
+@pytest.mark.parametrize("table", ["audit_subject", "audit_unsealed"])
+def test_verify_finds_an_index_or_queue_row_naming_no_event(
+    client: TestClient, session: Session, settings: Settings, principals: Principals, table: str
+) -> None:
+    """The subject index and the queue name their event without a foreign key: a row
+    written behind the service's back for an event that does not exist is reported."""
+    client.get("/api/v1/me", headers=principals.member.headers)
+    _seal(session, settings)
+    missing = (session.scalar(select(func.max(AuditEvent.id))) or 0) + 1000
+    if table == "audit_subject":
+        session.add(AuditSubject(case_id=uuid.uuid4(), event_id=missing))
+    else:
+        session.add(AuditUnsealed(event_id=missing))
+    session.commit()
+    body = client.get("/api/v1/audit/verify", headers=principals.auditor.headers).json()
+    assert body["ok"] is False
+    assert body["first_break"]["event_id"] == missing
+    assert "does not exist" in body["first_break"]["reason"]
+
+
 @pytest.mark.parametrize(
     "statement", ["UPDATE audit_event SET action = 'x'", "DELETE FROM audit_event"]
 )

@@ -349,10 +349,25 @@ def _orphan_break(session: Session) -> ChainBreak | None:
         .order_by(_ev.c.id)
         .limit(1)
     ).scalar()
-    if orphan is None:
-        return None
-    return ChainBreak(
-        chain_index=None,
-        event_id=orphan,
-        reason="event is neither sealed nor queued for sealing (written outside the service)",
-    )
+    if orphan is not None:
+        return ChainBreak(
+            chain_index=None,
+            event_id=orphan,
+            reason="event is neither sealed nor queued for sealing (written outside the service)",
+        )
+    # The queue and the subject index name events without a foreign key (app.models.audit):
+    # a row naming no event was written outside the service.
+    for table, what in ((_queue, "queue"), (_subject, "subject index")):
+        dangling = session.execute(
+            select(table.c.event_id)
+            .where(~exists().where(_ev.c.id == table.c.event_id))
+            .order_by(table.c.event_id)
+            .limit(1)
+        ).scalar()
+        if dangling is not None:
+            return ChainBreak(
+                chain_index=None,
+                event_id=dangling,
+                reason=f"the {what} names an event that does not exist",
+            )
+    return None
