@@ -55,7 +55,7 @@ class AuditEvent(SQLModel, table=True):
 # with their event (the queue) or from it (the sealer), so the key cannot dangle; checking it
 # cost PostgreSQL an index search and a row lock on the event for every row written, the
 # most of inserting a list read's fifty subjects (~5 µs each, half the insert). The chain's
-# verification reports a seal or a subject whose event is missing.
+# verification reports a seal, a queue row or an index row whose event is missing.
 class AuditUnsealed(SQLModel, table=True):
     __tablename__ = "audit_unsealed"
 
