@@ -342,32 +342,28 @@ def _check_subjects(row: Row[Any], indexed: dict[int, set[str]]) -> ChainBreak |
 
 
 def _orphan_break(session: Session) -> ChainBreak | None:
-    orphan = session.execute(
-        select(_ev.c.id)
-        .where(~exists().where(_seal.c.event_id == _ev.c.id))
-        .where(~exists().where(_queue.c.event_id == _ev.c.id))
-        .order_by(_ev.c.id)
-        .limit(1)
-    ).scalar()
-    if orphan is not None:
-        return ChainBreak(
-            chain_index=None,
-            event_id=orphan,
-            reason="event is neither sealed nor queued for sealing (written outside the service)",
-        )
-    # The queue and the subject index name events without a foreign key (app.models.audit):
-    # a row naming no event was written outside the service.
-    for table, what in ((_queue, "queue"), (_subject, "subject index")):
-        dangling = session.execute(
-            select(table.c.event_id)
-            .where(~exists().where(_ev.c.id == table.c.event_id))
-            .order_by(table.c.event_id)
-            .limit(1)
-        ).scalar()
-        if dangling is not None:
-            return ChainBreak(
-                chain_index=None,
-                event_id=dangling,
-                reason=f"the {what} names an event that does not exist",
+    """A row written outside the service: an event neither sealed nor queued, or a queue or
+    index row naming no event (they name it without a foreign key: app.models.audit)."""
+    checks: list[tuple[Any, str]] = [
+        (
+            select(_ev.c.id)
+            .where(~exists().where(_seal.c.event_id == _ev.c.id))
+            .where(~exists().where(_queue.c.event_id == _ev.c.id))
+            .order_by(_ev.c.id),
+            "event is neither sealed nor queued for sealing (written outside the service)",
+        ),
+        *(
+            (
+                select(table.c.event_id)
+                .where(~exists().where(_ev.c.id == table.c.event_id))
+                .order_by(table.c.event_id),
+                f"the {what} names an event that does not exist",
             )
+            for table, what in ((_queue, "queue"), (_subject, "subject index"))
+        ),
+    ]
+    for query, reason in checks:
+        found = session.execute(query.limit(1)).scalar()
+        if found is not None:
+            return ChainBreak(chain_index=None, event_id=found, reason=reason)
     return None
