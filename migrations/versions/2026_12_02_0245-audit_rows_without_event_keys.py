@@ -11,6 +11,7 @@ Create Date: 2026-12-02 02:45:00.000000+00:00
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 from alembic import op
 
@@ -29,7 +30,7 @@ def _key(table: str) -> str:
     return f"fk_{table}_event_id_audit_event"
 
 
-def _rebuilt(table: str) -> dict[str, object]:
+def _rebuilt(table: str) -> dict[str, Any]:
     # audit_subject is a WITHOUT ROWID table on SQLite (its key is the table); keep it so.
     return {"table_kwargs": {"sqlite_with_rowid": False}} if table == "audit_subject" else {}
 
@@ -47,13 +48,13 @@ def _restore_sqlite_triggers(table: str) -> None:
 
 def upgrade() -> None:
     for table in TABLES:
-        with op.batch_alter_table(table, schema=None, **_rebuilt(table)) as batch_op:  # type: ignore[arg-type]
+        with op.batch_alter_table(table, schema=None, **_rebuilt(table)) as batch_op:
             batch_op.drop_constraint(_key(table), type_="foreignkey")
         _restore_sqlite_triggers(table)
 
 
 def downgrade() -> None:
     for table in TABLES:
-        with op.batch_alter_table(table, schema=None, **_rebuilt(table)) as batch_op:  # type: ignore[arg-type]
+        with op.batch_alter_table(table, schema=None, **_rebuilt(table)) as batch_op:
             batch_op.create_foreign_key(_key(table), "audit_event", ["event_id"], ["id"])
         _restore_sqlite_triggers(table)
