@@ -177,7 +177,8 @@ def record(
 
 def _insert(raw: Raw, values: tuple[Any, ...]) -> None:
     if not raw.sqlite:
-        raw.run(_INSERT_EVENT_QUEUED, values)
+        # In a write unit, with its next message (its COMMIT, most often): app.pending.
+        raw.later(_INSERT_EVENT_QUEUED, values)
         return
     row = raw.one(_INSERT_EVENT_RETURNING, values)
     assert row is not None

@@ -34,9 +34,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from sqlalchemy.util import greenlet_spawn
 
+from app import pending
 from app.config import Settings
 from app.group_commit import GroupCommit
-from app.rawsql import READ_UNIT, ReadUnitWrite
+from app.pending import PENDING, Pending
+from app.rawsql import READ_UNIT, ReadUnitWrite, send_held
 
 T = TypeVar("T")
 
@@ -135,7 +137,6 @@ class Database:
         # use, on the loop that serves; one per admitted unit) and the bound on units in
         # flight, as the thread pool's size was.
         self._async: AsyncEngine | None = None
-        self._async_reads: AsyncEngine | None = None
         self._async_loop: asyncio.AbstractEventLoop | None = None
         self._slots: asyncio.Semaphore | None = None
         # Units of work on the one persistent connection share their COMMITs.
@@ -211,10 +212,41 @@ class Database:
 
     def begin(self, connection: Connection) -> UnitTransaction:
         """The unit's transaction: its SAVEPOINT in the open group (``app.group_commit``), or
-        a SAVEPOINT when the connection is already in a transaction (tests), or its own."""
+        a SAVEPOINT when the connection is already in a transaction (tests), or its own.
+
+        A PostgreSQL write unit's own transaction on a connection in autocommit mode (a unit
+        of work's, ``run_unit``): its ``BEGIN`` is held for the unit's first message and its
+        ``COMMIT`` may go with its last (``app.pending``)."""
         if self._groups is not None and connection is self._connection and self._groups.open:
             return self._groups.savepoint(connection)
-        return connection.begin_nested() if connection.in_transaction() else connection.begin()
+        if connection.in_transaction():
+            return connection.begin_nested()
+        held = pending.of(connection)
+        if held is not None and connection.connection.dbapi_connection.autocommit:  # type: ignore[union-attr]
+            held.begin = held.owns = True
+        return connection.begin()
+
+    def hold(self, connection: Connection) -> None:
+        """Start holding a PostgreSQL write unit's statements that need no answer
+        (``app.pending``); ``release_held`` ends it."""
+        if not self.inline and self.dialect == "postgresql":
+            connection.info[PENDING] = Pending()
+
+    def commit(self, connection: Connection, transaction: UnitTransaction) -> None:
+        """Commit the unit: what it held goes with its ``COMMIT`` when it owns its transaction
+        (one message), otherwise just before it."""
+        send_held(connection, commit=True)
+        transaction.commit()
+
+    def rollback(self, connection: Connection, transaction: UnitTransaction) -> None:
+        held = pending.of(connection)
+        if held is not None:
+            held.discard()
+        if transaction.is_active:
+            transaction.rollback()
+
+    def release_held(self, connection: Connection) -> None:
+        connection.info.pop(PENDING, None)
 
     def unit_session(self, connection: Connection, *, read: bool = False) -> Session:
         """The Session a unit's service receives, joined to the unit's transaction on first use.
@@ -233,27 +265,27 @@ class Database:
         )
         if read:
             session.info[READ_UNIT] = []
+        else:
+            self.hold(connection)
         return session
 
-    def _unit_engine(self, read: bool) -> Engine | None:
-        """The pool a database server's unit runs on, made for the running loop: a read's
-        connections are in autocommit mode for good (``app.audit.write_deferred``), a
-        write's begin a transaction. The synchronous face of an asyncio engine: used in a
+    def _unit_engine(self) -> Engine | None:
+        """The pool a database server's units run on, made for the running loop, its
+        connections in autocommit mode for good: a read needs no transaction
+        (``app.audit.write_deferred``), and a write sends its own ``BEGIN`` with its first
+        statement (``begin``). The synchronous face of an asyncio engine: used in a
         greenlet, its statements wait on the loop."""
         if self.inline or not isinstance(self.bind, Engine):
             return None
         loop = asyncio.get_running_loop()
-        if self._async is None or self._async_reads is None or self._async_loop is not loop:
+        if self._async is None or self._async_loop is not loop:
             # Another loop's connections (a test's earlier client) cannot serve this one: let
             # them go without awaiting them on a loop that may be gone.
             self._forget_async()
+            # Autocommit at connect rather than ``execution_options(isolation_level=...)``,
+            # which switches the mode at every checkout and back at every return (measured:
+            # ~110 µs of CPU a unit on the benchmark machine).
             self._async = create_async_engine(
-                self.bind.url, pool_size=self._concurrency, **_SERVER_POOL
-            )
-            # A pool of its own rather than ``execution_options(isolation_level=...)``, which
-            # switches the mode at every checkout and back at every return (measured: ~110 µs
-            # of CPU a unit on the benchmark machine).
-            self._async_reads = create_async_engine(
                 self.bind.url,
                 pool_size=self._concurrency,
                 isolation_level="AUTOCOMMIT",
@@ -261,16 +293,16 @@ class Database:
             )
             self._async_loop = loop
             self._slots = asyncio.Semaphore(self._concurrency)
-        return (self._async_reads if read else self._async).sync_engine
+        return self._async.sync_engine
 
-    async def run_unit(self, body: Callable[[Connection], T], *, read: bool = False) -> T:
+    async def run_unit(self, body: Callable[[Connection], T]) -> T:
         """Run a unit of work: ``body`` gets the connection to run on, already checked out.
 
         On a database server, in one greenlet on the event loop (see the module's
         docstring) that checks the connection out, runs ``body`` and gives it back:
         ``AsyncEngine.connect`` and ``run_sync`` would spawn three (measured: ~100 µs of
         CPU a unit). Otherwise where ``run`` runs functions."""
-        engine = self._unit_engine(read)
+        engine = self._unit_engine()
         if engine is None:
             return await self.run(self._on_connection, body)
         assert self._slots is not None
@@ -314,18 +346,15 @@ class Database:
 
     async def aclose(self) -> None:
         """Close the units' asyncio connections, then everything ``dispose`` closes."""
-        if self._async_loop is asyncio.get_running_loop():
-            for engine in (self._async, self._async_reads):
-                if engine is not None:
-                    await engine.dispose()
-            self._async = self._async_reads = None
+        if self._async_loop is asyncio.get_running_loop() and self._async is not None:
+            await self._async.dispose()
+            self._async = None
         self.dispose()
 
     def _forget_async(self) -> None:
-        for engine in (self._async, self._async_reads):
-            if engine is not None:
-                engine.sync_engine.dispose(close=False)
-        self._async = self._async_reads = None
+        if self._async is not None:
+            self._async.sync_engine.dispose(close=False)
+        self._async = None
 
     def dispose(self) -> None:
         self._forget_async()
@@ -341,3 +370,22 @@ class Database:
 def _on_engine(engine: Engine, body: Callable[[Connection], T]) -> T:
     with engine.connect() as connection:
         return body(connection)
+
+
+@event.listens_for(Engine, "rollback")
+def _forget_prepared(connection: Connection) -> None:
+    pending.forget(connection.connection.dbapi_connection)
+
+
+@event.listens_for(Engine, "rollback_savepoint")
+def _forget_prepared_in_savepoint(connection: Connection, _name: str, _context: Any) -> None:
+    pending.forget(connection.connection.dbapi_connection, savepoint=True)
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _send_held_first(
+    connection: Connection, _cursor: Any, _sql: str, _params: Any, _context: Any, _many: bool
+) -> None:
+    """Before any statement made through SQLAlchemy (the ORM's, a SAVEPOINT), send what a
+    PostgreSQL write unit held (``app.pending``): it runs first, as it was made first."""
+    send_held(connection)

@@ -140,7 +140,7 @@ class UnitOfWork:
                     actor = self._identify(session)
                     self._authorize(actor)
                     result = fn(session, actor, *args)
-                    _commit(session, transaction)
+                    self._commit(session, connection, transaction)
                     return result
                 except IntegrityError as exc:
                     # A unique or foreign-key race lost to another transaction: a conflict,
@@ -148,12 +148,11 @@ class UnitOfWork:
                     raise Conflict("The change conflicts with data saved meanwhile") from exc
             except DomainError as err:
                 if err.keep_changes:
-                    _commit(session, transaction)
+                    self._commit(session, connection, transaction)
                     raise
                 session.close()
                 # A failed flush has already rolled the unit back through the Session.
-                if transaction.is_active:
-                    transaction.rollback()
+                self.db.rollback(connection, transaction)
                 audit.discard_deferred(session)
                 transaction = self.db.begin(connection)
                 audit.record(
@@ -168,15 +167,24 @@ class UnitOfWork:
                     detail={**self.refusal_detail(), "status": err.status},
                 )
                 audit.write_deferred(session)
-                transaction.commit()
+                self.db.commit(connection, transaction)
                 raise
         finally:
             _close(session)
-            if transaction.is_active:
-                transaction.rollback()
+            self.db.rollback(connection, transaction)
+            self.db.release_held(connection)
+
+    def _commit(
+        self, session: Session, connection: Connection, transaction: UnitTransaction
+    ) -> None:
+        """Flush what the service left in its Session, if it used one, then commit the unit."""
+        if session.in_transaction() or session.new or session.dirty or session.deleted:
+            session.commit()
+        audit.write_deferred(session)
+        self.db.commit(connection, transaction)
 
     async def __call__(self, fn: Callable[Concatenate[Session, Actor, P], T], *args: Any) -> T:
-        return await self.db.run_unit(partial(self._execute, fn, args), read=self.read)
+        return await self.db.run_unit(partial(self._execute, fn, args))
 
 
 class Caller(UnitOfWork):
@@ -199,14 +207,6 @@ class Caller(UnitOfWork):
     def _authorize(self, actor: Actor) -> None:
         if not actor.can(self.permission):
             raise _forbidden(self.permission)
-
-
-def _commit(session: Session, transaction: UnitTransaction) -> None:
-    """Flush what the service left in its Session, if it used one, then commit the unit."""
-    if session.in_transaction() or session.new or session.dirty or session.deleted:
-        session.commit()
-    audit.write_deferred(session)
-    transaction.commit()
 
 
 def _close(session: Session) -> None:

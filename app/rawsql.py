@@ -15,12 +15,14 @@ import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 from sqlalchemy import Connection
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
+
+from app import pending
 
 _SQLALCHEMY_ERRORS: dict[str, type[sa_exc.DBAPIError]] = {
     "IntegrityError": sa_exc.IntegrityError,
@@ -52,10 +54,38 @@ def _insert_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
     return f"INSERT INTO {table} ({names}) VALUES {values}"  # noqa: S608 (names from code)
 
 
+def _reraise(exc: Exception, sql: str, params: Any) -> NoReturn:
+    """Raise a driver error as SQLAlchemy's, which the unit of work and the error handlers
+    already turn into 409 / 422 answers; any other error as it is."""
+    wrapper = _SQLALCHEMY_ERRORS.get(type(exc).__name__)
+    if wrapper is None:
+        raise exc
+    raise wrapper(sql, params, exc) from exc
+
+
+def send_held(connection: Connection, *, commit: bool = False) -> None:
+    """Send what a PostgreSQL write unit held (``app.pending``) on its own message; with
+    ``commit``, and the unit owning its transaction, ``COMMIT`` goes in the same message (the
+    unit's commit then finds the driver out of the transaction and sends nothing)."""
+    held = pending.of(connection)
+    if not held:
+        return
+    if commit and not held.statements:
+        # Nothing waits to be sent but, perhaps, BEGIN: then the server never saw the
+        # transaction; otherwise the unit's commit sends COMMIT.
+        held.discard()
+        return
+    statements = held.take((pending.COMMIT, ()) if commit and held.owns else None)
+    try:
+        pending.send(connection.connection.dbapi_connection, statements)
+    except Exception as exc:
+        _reraise(exc, statements[-1][0], statements[-1][1])
+
+
 class Raw:
     """The session's DBAPI connection, with parameters adapted to its dialect."""
 
-    __slots__ = ("_dbapi", "read_only", "sqlite")
+    __slots__ = ("_dbapi", "_pending", "read_only", "sqlite")
 
     def __init__(self, session: Session) -> None:
         # A unit of work's Session is bound to the unit's connection, already in its
@@ -70,6 +100,8 @@ class Raw:
         # synchronous face of psycopg's asyncio connection in a unit of work (app.db).
         self._dbapi: Any = connection.connection.dbapi_connection
         self.read_only = READ_UNIT in session.info
+        # A PostgreSQL write unit's statements held for its next message (app.pending).
+        self._pending = None if self.sqlite or self.read_only else pending.of(connection)
 
     def _sql(self, sql: str) -> str:
         return sql if self.sqlite else sql.replace("?", "%s")
@@ -78,16 +110,15 @@ class Raw:
         try:
             if self.sqlite:
                 return self._dbapi.execute(sql, params)
+            if self._pending:
+                # What the unit held goes first, in the same message (app.pending).
+                held = self._pending.take((sql if compiled else self._sql(sql), params))
+                return pending.send(self._dbapi, held)
             cursor = self._dbapi.cursor()
             cursor.execute(sql if compiled else self._sql(sql), params)
             return cursor
         except Exception as exc:
-            # Surface driver errors as SQLAlchemy's, which the unit of work and the error
-            # handlers already turn into 409 / 422 answers.
-            wrapper = _SQLALCHEMY_ERRORS.get(type(exc).__name__)
-            if wrapper is None:
-                raise
-            raise wrapper(sql, params, exc) from exc
+            _reraise(exc, sql, params)
 
     def one(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
         row: tuple[Any, ...] | None = self._execute(sql, params).fetchone()
@@ -110,20 +141,39 @@ class Raw:
         self._refuse_in_read()
         self._execute(sql, params)
 
+    def later(self, sql: str, params: Sequence[Any]) -> None:
+        """Run a statement whose outcome nothing in the unit waits on: in a PostgreSQL write
+        unit it goes with the unit's next message (``app.pending``), its error, if any,
+        failing that message; elsewhere at once. Not for a statement whose error the caller
+        handles, nor one whose row count it checks."""
+        self._refuse_in_read()
+        if self._pending is None:
+            self._execute(sql, params)
+        else:
+            self._pending.statements.append((self._sql(sql), params))
+
     def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """One statement for many rows (psycopg pipelines them)."""
         self._refuse_in_read()
+        self.flush()
         try:
             self._dbapi.cursor().executemany(self._sql(sql), rows)
         except Exception as exc:
-            wrapper = _SQLALCHEMY_ERRORS.get(type(exc).__name__)
-            if wrapper is None:
-                raise
-            raise wrapper(sql, rows, exc) from exc
+            _reraise(exc, sql, rows)
 
-    def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    def flush(self) -> None:
+        """Send what the unit held, now (before a statement that does not go through here)."""
+        if self._pending:
+            held = self._pending.take()
+            try:
+                pending.send(self._dbapi, held)
+            except Exception as exc:
+                _reraise(exc, held[-1][0], held[-1][1])
+
+    def insert(self, table: str, rows: Sequence[Mapping[str, Any]], *, later: bool = False) -> None:
         """Insert ``rows``, each with the same columns, into ``table`` (names from code, never
-        from a request). Values as ``param`` encodes them; a dict or list is a JSON column's."""
+        from a request). Values as ``param`` encodes them; a dict or list is a JSON column's.
+        ``later``: as ``Raw.later`` (a few rows only)."""
         if not rows:
             return
         columns = tuple(rows[0])
@@ -131,7 +181,12 @@ class Raw:
         if len(values) <= _ROWS_PER_STATEMENT:
             # One statement, one round trip: psycopg's executemany (a pipeline) costs more
             # than the few rows a request inserts.
-            self.run(_insert_sql(table, columns, len(values)), [v for row in values for v in row])
+            sql = _insert_sql(table, columns, len(values))
+            flat = [v for row in values for v in row]
+            if later:
+                self.later(sql, flat)
+            else:
+                self.run(sql, flat)
         else:
             self.run_many(_insert_sql(table, columns, 1), values)
 

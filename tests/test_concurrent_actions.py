@@ -1,9 +1,10 @@
-"""Concurrent edits of one action against a real server: `panels serve` on its own database
-(SQLite, or PostgreSQL when PANELS_TEST_DATABASE_URL names one), migrated and seeded with
-the demo, hit by simultaneous requests over HTTP.
+"""Concurrent writes against a real server: `panels serve` on its own database (SQLite, or
+PostgreSQL when PANELS_TEST_DATABASE_URL names one), migrated and seeded with the demo, hit
+by simultaneous requests over HTTP.
 
-With the same If-Match, exactly one edit wins and every other is told 412; without it, the
-edits apply one after another and no note is lost.
+With the same If-Match, exactly one edit of an action wins and every other is told 412;
+without it, the edits apply one after another and no note is lost. Simultaneous referrals
+about the same new person leave one record of them, not one each.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests.builders import dv_referral
 from tests.conftest import _fresh_server_database
 
 PANELS = str(Path(sys.executable).with_name("panels"))
@@ -76,17 +78,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         process.wait(timeout=10)
 
 
+async def _headers(http: httpx.AsyncClient, email: str) -> dict[str, str]:
+    login = await http.post(
+        "/auth/token",
+        data={"grant_type": "password", "username": email, "password": "demo-password-2026"},
+    )
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
 async def _scenario(base: str) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=f"{base}/api/v1", timeout=30) as http:
-        login = await http.post(
-            "/auth/token",
-            data={
-                "grant_type": "password",
-                "username": "coordinator@bexley-csp.example.org",
-                "password": "demo-password-2026",
-            },
-        )
-        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        headers = await _headers(http, "coordinator@bexley-csp.example.org")
         actions = (await http.get("/actions", params={"status": "open"}, headers=headers)).json()
         action = actions["items"][0]
         url = f"/actions/{action['id']}"
@@ -127,3 +129,45 @@ def test_one_of_racing_edits_wins_and_queued_edits_are_all_kept(server: str) -> 
         f"Queued edit {n}" for n in range(WRITERS)
     )
     assert result["final"]["version"] == result["before"]["version"] + 1 + WRITERS
+
+
+async def _racing_referrals(base: str, family_name: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=f"{base}/api/v1", timeout=30) as http:
+        police = await _headers(http, "police.rep@bexley-csp.example.org")
+        coordinator = await _headers(http, "coordinator@bexley-csp.example.org")
+        panels = (await http.get("/panels", headers=coordinator)).json()["items"]
+        dv = next(p for p in panels if p["panel_type"] == "dv_marac")
+        victim = {"given_name": "Ada", "family_name": family_name, "date_of_birth": "1991-03-04"}
+        body = dv_referral(dv["id"], victim=victim)
+        submitted = await asyncio.gather(
+            *[http.post("/referrals", json=body, headers=police) for _ in range(WRITERS)]
+        )
+        # The referrer is not shown whom a referral was matched to; the coordinator is.
+        as_triaged = [
+            (await http.get(f"/referrals/{r.json()['id']}", headers=coordinator)).json()
+            for r in submitted
+        ]
+        found = await http.get(
+            "/people",
+            params={"name": f"Ada {family_name}", "date_of_birth": "1991-03-04"},
+            headers=coordinator,
+        )
+        return {
+            "statuses": [r.status_code for r in submitted],
+            "referrals": as_triaged,
+            "found": found.json(),
+        }
+
+
+def test_racing_referrals_about_a_new_person_leave_one_record_of_them(server: str) -> None:
+    family_name = "Racingreferral" + "".join(chr(97 + int(d)) for d in str(time.time_ns())[-8:])
+    result = asyncio.run(_racing_referrals(server, family_name))
+    assert result["statuses"] == [201] * WRITERS
+    referrals = result["referrals"]
+    assert len({r["id"] for r in referrals}) == WRITERS
+    victims = {p["person_id"] for r in referrals for p in r["people"] if p["role"] == "victim"}
+    assert len(victims) == 1
+    assert None not in victims
+    assert [r["possible_duplicates"] for r in referrals] == [0] * WRITERS
+    exact = [c for c in result["found"] if c["person"]["family_name"] == family_name]
+    assert [c["person"]["id"] for c in exact] == list(victims)

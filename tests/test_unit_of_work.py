@@ -332,20 +332,25 @@ def test_a_read_cannot_write_anything_but_its_events(
     assert _events(session, name) == []
 
 
-def test_a_read_runs_in_autocommit_only_on_a_database_server(
+def test_units_run_in_autocommit_on_a_database_server_and_writes_begin_their_own(
     request: pytest.FixtureRequest, where: tuple[FastAPI, Session], settings: Settings
 ) -> None:
-    """On PostgreSQL a unit runs over psycopg's asyncio connection, a read's in autocommit
-    (no BEGIN, no COMMIT); inside a test's transaction, or on SQLite, in a transaction."""
+    """On PostgreSQL a unit runs over psycopg's asyncio connection in autocommit: a read
+    needs no transaction (no BEGIN, no COMMIT), a write sends its own BEGIN with its first
+    statement (app.pending), so both its statements are in one transaction. Inside a test's
+    transaction, or on SQLite, every unit runs in a transaction."""
     app, _session = where
-    seen: dict[str, tuple[str, bool]] = {}
+    seen: dict[str, tuple[str, bool, bool | None]] = {}
 
     def probe(method: str) -> Callable[[Session, Actor], None]:
         def service(s: Session, _actor: Actor) -> None:
             raw = Raw(s)
-            seen[method] = (type(raw._dbapi).__name__, raw.in_autocommit())
+            one_transaction = None
             if not raw.sqlite:  # the units' own pool is set up as the engine's
                 assert raw.one("SHOW jit", ()) == ("off",)
+                first, second = (raw.one("SELECT pg_current_xact_id()::text", ()) for _ in "ab")
+                one_transaction = first == second
+            seen[method] = (type(raw._dbapi).__name__, raw.in_autocommit(), one_transaction)
 
         return service
 
@@ -354,11 +359,13 @@ def test_a_read_runs_in_autocommit_only_on_a_database_server(
     own_server = not settings.is_sqlite and "commit" in request.node.callspec.id
     if own_server:
         assert seen == {
-            "GET": ("AsyncAdapt_psycopg_connection", True),
-            "POST": ("AsyncAdapt_psycopg_connection", False),
+            "GET": ("AsyncAdapt_psycopg_connection", True, False),
+            "POST": ("AsyncAdapt_psycopg_connection", True, True),
         }
     else:
-        assert {autocommit for _driver, autocommit in seen.values()} == {False}
+        assert {autocommit for _driver, autocommit, _one in seen.values()} == {False}
+        expected = None if settings.is_sqlite else True
+        assert {one for _driver, _autocommit, one in seen.values()} == {expected}
 
 
 def test_the_served_app_commits_a_reads_event_and_closes_its_connections(

@@ -160,8 +160,9 @@ def update_agency(
             }
         )
         raw = Raw(session)
-        # The version guard makes a lost update impossible even without a row lock.
-        raw.run(
+        # The version guard makes a lost update impossible even without a row lock. Nothing
+        # waits on it: it goes with the unit's COMMIT (app.pending).
+        raw.later(
             "UPDATE agency SET name = ?, short_name = ?, kind = ?, contact_email = ?,"
             " is_active = ?, version = ?, updated_at = ? WHERE id = ? AND version = ?",
             (

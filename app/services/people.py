@@ -143,7 +143,8 @@ def lock_identities(session: Session, described: Iterable[PersonIn]) -> None:
         }
     )
     for key in keys:
-        raw.one("SELECT pg_advisory_xact_lock(?)", (key,))
+        # Held for the first lookup's message (app.pending): it runs first all the same.
+        raw.later("SELECT pg_advisory_xact_lock(?)", (key,))
 
 
 @dataclass
@@ -202,6 +203,7 @@ def resolve(
                 }
                 for other, score in likely
             ],
+            later=True,
         )
     return Resolved(person_id, created=True, duplicates=len(likely))
 
@@ -251,6 +253,7 @@ def _create(session: Session, actor: Actor, details: PersonIn) -> uuid.UUID:
                 "created_at": utcnow(),
             }
         ],
+        later=True,  # with the unit's next message (app.pending)
     )
     for ident in details.agency_identifiers:
         if session.get(Agency, ident.agency_id) is None:

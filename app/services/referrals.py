@@ -187,6 +187,7 @@ def submit(session: Session, actor: Actor, data: ReferralCreate) -> ReferralPubl
         session, [p.details for p in data.people if p.person_id is None and p.details]
     )
     subject_id: uuid.UUID | None = None
+    subject_is_new = False
     duplicates = 0
     linked: dict[tuple[uuid.UUID, str], None] = {}
     for entry in data.people:
@@ -196,9 +197,14 @@ def submit(session: Session, actor: Actor, data: ReferralCreate) -> ReferralPubl
             raise Invalid("The same person appears twice with the same role")
         linked[(resolved.person_id, entry.role)] = None
         if entry.role == subject_role:
-            subject_id = resolved.person_id
+            subject_id, subject_is_new = resolved.person_id, resolved.created
     assert subject_id is not None
-    repeat_of = _repeat_of(session, actor, panel_id, subject_id, config.repeat_window_days)
+    # Someone recorded just now has no earlier case.
+    repeat_of = (
+        None
+        if subject_is_new
+        else _repeat_of(session, actor, panel_id, subject_id, config.repeat_window_days)
+    )
     # Written through the driver (app.rawsql), once its people are known: the ORM's unit of
     # work (an object, a flush to insert it, another to update it) cost most of a submission.
     referral_id = new_id()
@@ -224,10 +230,12 @@ def submit(session: Session, actor: Actor, data: ReferralCreate) -> ReferralPubl
         "possible_duplicates": duplicates,
         "created_at": utcnow(),
     }
-    raw.insert("referral", [referral])
+    # Nothing below waits on them: they go with the unit's COMMIT (app.pending).
+    raw.insert("referral", [referral], later=True)
     raw.insert(
         "referral_person",
         [{"referral_id": referral_id, "person_id": p, "role": r} for p, r in linked],
+        later=True,
     )
     audit.record(
         session,
