@@ -10,7 +10,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, Select, bindparam, literal_column, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -24,6 +24,11 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")]
 NO_NUL = r"^[^\x00]*$"
 Cursor = Annotated[
     str | None, Query(max_length=512, description="`next_cursor` from the previous page")
+]
+# The same, as fields of a route's query model (app.query_params).
+PageLimit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description="Page size")]
+PageCursor = Annotated[
+    str | None, Field(max_length=512, description="`next_cursor` from the previous page")
 ]
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
 from app.models.base import created_at_field, forbid_nulls, id_field, timestamp_field
+from app.pagination import DEFAULT_LIMIT, PageCursor, PageLimit
 
 
 class ActionStatus(StrEnum):
@@ -174,3 +175,16 @@ class ActionPublic(ActionSummary):
     created_at: datetime
     updated_at: datetime | None
     history: list[ActionUpdatePublic]
+
+
+class ActionListQuery(BaseModel):
+    """``GET /actions``' query string, read in one call (``app.query_params``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    agency_id: uuid.UUID | None = None
+    panel_id: uuid.UUID | None = None
+    status: ActionStatus | None = None
+    overdue: bool | None = None
+    limit: PageLimit = DEFAULT_LIMIT
+    cursor: PageCursor = None

@@ -12,6 +12,7 @@ from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
 from app.models.base import UTCDateTime, created_at_field, forbid_nulls, id_field, timestamp_field
+from app.pagination import DEFAULT_LIMIT, PageCursor, PageLimit
 from app.panels.base import ConsentGiver, ConsentStatus, LawfulBasis
 
 
@@ -208,3 +209,15 @@ class ExclusionPublic(BaseModel):
     reason: str
     created_by_id: uuid.UUID
     created_at: datetime
+
+
+class CaseListQuery(BaseModel):
+    """``GET /cases``' query string, read in one call (``app.query_params``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    panel_id: uuid.UUID | None = None
+    status: CaseStatus | None = None
+    risk_level: RiskLevel | None = None
+    limit: PageLimit = DEFAULT_LIMIT
+    cursor: PageCursor = None

@@ -13,10 +13,18 @@ from app import json_body
 from app.actor import Actor
 from app.deps import Caller, require
 from app.etags import etag
-from app.models.action import ActionCreate, ActionPatch, ActionPublic, ActionStatus, ActionSummary
+from app.models.action import (
+    ActionCreate,
+    ActionListQuery,
+    ActionPatch,
+    ActionPublic,
+    ActionStatus,
+    ActionSummary,
+)
 from app.openapi import AUTHED, READ_ONE, UPDATE, IdempotencyKey, IfMatch, created, problems
-from app.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
+from app.pagination import Page
 from app.permissions import Permission
+from app.query_params import documented, query
 from app.routing import IndexedRouter
 from app.services import action_lists, actions, idempotency
 
@@ -27,20 +35,19 @@ Reader = Annotated[Caller, Depends(require(Permission.ACTION_READ))]
 Writer = Annotated[Caller, Depends(require(Permission.ACTION_WRITE))]
 
 
-@router.get("", response_model=Page[ActionSummary], responses=problems(*AUTHED))
+@router.get(
+    "",
+    response_model=Page[ActionSummary],
+    responses=problems(*AUTHED),
+    openapi_extra=documented(ActionListQuery),
+)
 async def list_actions(
-    caller: Reader,
-    agency_id: uuid.UUID | None = None,
-    panel_id: uuid.UUID | None = None,
-    status: ActionStatus | None = None,
-    overdue: bool | None = None,
-    limit: Limit = DEFAULT_LIMIT,
-    cursor: Cursor = None,
+    caller: Reader, q: Annotated[ActionListQuery, Depends(query(ActionListQuery))]
 ) -> Response:
     """Your agency's actions; every action of the panels you coordinate or chair. Soonest
     due first; `overdue=true`: open and past their due date (UK local date)."""
     items, next_cursor = await caller(
-        action_lists.list_actions, agency_id, panel_id, status, overdue, cursor, limit
+        action_lists.list_actions, q.agency_id, q.panel_id, q.status, q.overdue, q.cursor, q.limit
     )
     return json_body.page(items, next_cursor)
 

@@ -24,7 +24,7 @@ Reader = Annotated[Caller, Depends(require(Permission.AUDIT_READ))]
 Verifier = Annotated[Caller, Depends(require(Permission.AUDIT_VERIFY))]
 
 
-def audit_filter(
+async def audit_filter(
     actor_id: uuid.UUID | None = None,
     agency_id: Annotated[uuid.UUID | None, Query(description="The actor's agency")] = None,
     person_id: uuid.UUID | None = None,

@@ -14,19 +14,19 @@ from app.actor import Actor
 from app.deps import Caller, require
 from app.etags import etag
 from app.models.case import (
+    CaseListQuery,
     CasePublic,
-    CaseStatus,
     CaseSummary,
     CaseUpdate,
     ConsentIn,
     ConsentPublic,
     ExclusionIn,
     ExclusionPublic,
-    RiskLevel,
 )
 from app.openapi import AUTHED, READ_ONE, UPDATE, IdempotencyKey, IfMatch, created, problems
-from app.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
+from app.pagination import Page
 from app.permissions import Permission
+from app.query_params import documented, query
 from app.routing import IndexedRouter
 from app.services import cases, idempotency
 
@@ -36,23 +36,23 @@ Reader = Annotated[Caller, Depends(require(Permission.CASE_READ))]
 Writer = Annotated[Caller, Depends(require(Permission.CASE_WRITE))]
 
 
-@router.get("", response_model=Page[CaseSummary], responses=problems(*AUTHED))
+@router.get(
+    "",
+    response_model=Page[CaseSummary],
+    responses=problems(*AUTHED),
+    openapi_extra=documented(CaseListQuery),
+)
 async def list_cases(
-    caller: Reader,
-    panel_id: uuid.UUID | None = None,
-    status: CaseStatus | None = None,
-    risk_level: RiskLevel | None = None,
-    limit: Limit = DEFAULT_LIMIT,
-    cursor: Cursor = None,
+    caller: Reader, q: Annotated[CaseListQuery, Depends(query(CaseListQuery))]
 ) -> Response:
     """Cases of the panels you sit on, except those your agency is excluded from."""
     items, next_cursor = await caller(
         cases.list_cases,
-        panel_id,
-        status,
-        risk_level.value if risk_level else None,
-        cursor,
-        limit,
+        q.panel_id,
+        q.status,
+        q.risk_level.value if q.risk_level else None,
+        q.cursor,
+        q.limit,
     )
     return json_body.page(items, next_cursor)
 
