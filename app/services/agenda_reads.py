@@ -33,7 +33,7 @@ from app.policies import not_excluded, visible_cases, visible_conferences
 from app.prepared import Prepared, Query
 from app.rawsql import Raw
 from app.services import action_lists, actions
-from app.services.panels import panel_role_of
+from app.services.panels import role_query
 
 SUGGESTIONS_SHOWN = 50
 
@@ -53,12 +53,15 @@ _BOTH = _AWAITING + _OVERDUE
 
 
 def _build_conference(actor: Actor, _variant: Hashable) -> Query:
+    """The conference, if the caller may see it, with the caller's role on its panel (one
+    statement where two took two round trips on PostgreSQL)."""
     return select(
         col(Conference.id),
         col(Conference.panel_id),
         col(Conference.status),
         col(Conference.agenda_published_at),
         col(Conference.version),
+        role_query(actor, col(Conference.panel_id)).scalar_subquery(),
     ).where(col(Conference.id) == _CONFERENCE_ID, visible_conferences(actor))
 
 
@@ -238,8 +241,9 @@ def agenda_body(session: Session, actor: Actor, conference_id: uuid.UUID) -> dic
     conference = _CONFERENCE.row(raw, actor, {"conference_id": conference_id})
     if conference is None:
         raise NotFound("conference", conference_id)
-    _, panel_id, status, published_at, version = conference
-    manages = panel_role_of(session, actor, panel_id) in MANAGING_ROLES
+    _, panel_id, status, published_at, version, role = conference
+    # A role is a user's, held while their agency is a member (as panel_role_of says).
+    manages = actor.id is not None and actor.agency_id is not None and role in MANAGING_ROLES
     items = (
         _listings(raw, actor, conference_id, manages) if manages or published_at is not None else []
     )
