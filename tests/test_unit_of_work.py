@@ -20,13 +20,13 @@ from sqlalchemy import func, make_url, select, text
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from app import audit
+from app import audit, pending
 from app.actor import Actor, RequestMeta
 from app.audit import AuditAction
 from app.config import Settings
 from app.db import Database, create_db_engine
 from app.deps import UnitOfWork
-from app.errors import Conflict, DomainError, OAuthError
+from app.errors import Conflict, DomainError, Invalid, OAuthError
 from app.main import create_app
 from app.models.agency import Agency, AgencyKind
 from app.models.audit import AuditEvent
@@ -86,6 +86,10 @@ def _run(
     request_id: str = "unit-of-work-test",
     method: str = "POST",
 ) -> Any:
+    return asyncio.run(_unit(app, request_id, method)(fn))
+
+
+def _unit(app: FastAPI, request_id: str, method: str = "POST") -> UnitOfWork:
     request = Request(
         {
             "type": "http",
@@ -102,8 +106,7 @@ def _run(
             "app": app,
         }
     )
-    uow = UnitOfWork(request, RequestMeta(request_id=request_id))
-    return asyncio.run(uow(fn))
+    return UnitOfWork(request, RequestMeta(request_id=request_id))
 
 
 def _agencies_named(session: Session, name: str) -> int:
@@ -392,3 +395,57 @@ def test_the_served_app_commits_a_reads_event_and_closes_its_connections(
             )
             assert others == 0
     engine.dispose()
+
+
+_HELD_INSERT = (
+    "INSERT INTO agency (id, name, kind, is_active, version, created_at)"
+    " VALUES (?, ?, 'other', ?, 1, ?)"
+)
+
+
+def _hold_an_agency(raw: Raw, name: str) -> None:
+    raw.later(_HELD_INSERT, (raw.id(uuid.uuid4()), name, True, raw.timestamp(utcnow())))
+
+
+def test_a_write_after_a_refused_one_on_the_same_connection_prepares_again(
+    request: pytest.FixtureRequest, where: tuple[FastAPI, Session], settings: Settings
+) -> None:
+    """A refused write rolls back, and psycopg follows the ROLLBACK with DEALLOCATE ALL once
+    it has statements of its own prepared: the next write on that connection must prepare
+    its held statements again (app.pending), not fail on a name the server forgot."""
+    app, session = where
+    name = f"UoW after refusal {uuid.uuid4().hex[:8]}"
+    seen: dict[str, Any] = {}
+
+    def refused(s: Session, _actor: Actor) -> None:
+        raw = Raw(s)
+        _hold_an_agency(raw, f"{name} refused")
+        seen["pid"] = raw.one("SELECT pg_backend_pid()" if not raw.sqlite else "SELECT 1", ())
+        for _ in range(6):  # enough for psycopg to prepare a statement of its own
+            raw.one("SELECT count(*) FROM agency WHERE name = ?", (name,))
+        raise Invalid("refused on purpose")
+
+    def accepted(s: Session, _actor: Actor) -> None:
+        raw = Raw(s)
+        pid = raw.one("SELECT pg_backend_pid()" if not raw.sqlite else "SELECT 1", ())
+        seen["same_connection"] = pid == seen["pid"]
+        if not raw.sqlite:
+            driver = getattr(raw._dbapi, "_connection", raw._dbapi)
+            seen["known_after"] = set(pending._PREPARED.get(driver, ()))
+        _hold_an_agency(raw, name)
+        seen["count"] = raw.one("SELECT count(*) FROM agency WHERE name LIKE ?", (f"{name}%",))
+
+    async def both() -> None:  # one event loop: the units share the pool's one connection
+        with pytest.raises(Invalid):
+            await _unit(app, "after-refusal")(refused)
+        await _unit(app, "after-refusal")(accepted)
+
+    asyncio.run(both())
+    assert seen["count"] == (1,)  # its own insert, not the refused one's
+    assert _agencies_named(session, name) == 1
+    own_server = not settings.is_sqlite and "commit" in request.node.callspec.id
+    if own_server:
+        assert seen["same_connection"]
+        # The server had forgotten the refused unit's insert: it was prepared again.
+        insert_name = pending._named(_HELD_INSERT.replace("?", "%s")).name
+        assert insert_name not in seen["known_after"]
