@@ -68,8 +68,11 @@ def create_db_engine(settings: Settings) -> Engine:
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
-    # The sealer, probes and scripts: units of work have their own pool (``Database``).
-    return create_engine(url, pool_size=2, **_SERVER_POOL)
+    # The sealer, probes and scripts: units of work have their own pool (``Database``). Tests
+    # bind units to this engine's connections, so it has the units' hooks too.
+    engine = create_engine(url, pool_size=2, **_SERVER_POOL)
+    _hold_statements_on(engine)
+    return engine
 
 
 # Recycled rather than pinged. No JIT: it pays off for long analytic queries, and here
@@ -291,6 +294,7 @@ class Database:
                 isolation_level="AUTOCOMMIT",
                 **_SERVER_POOL,
             )
+            _hold_statements_on(self._async.sync_engine)
             self._async_loop = loop
             self._slots = asyncio.Semaphore(self._concurrency)
         return self._async.sync_engine
@@ -372,17 +376,23 @@ def _on_engine(engine: Engine, body: Callable[[Connection], T]) -> T:
         return body(connection)
 
 
-@event.listens_for(Engine, "rollback")
+def _hold_statements_on(engine: Engine) -> None:
+    """The hooks a database server's engine needs for ``app.pending``: send what a write
+    unit held before any statement made through SQLAlchemy, and forget what a connection had
+    prepared before a rollback. Only such engines pay for SQLAlchemy's event dispatch."""
+    event.listen(engine, "before_cursor_execute", _send_held_first)
+    event.listen(engine, "rollback", _forget_prepared)
+    event.listen(engine, "rollback_savepoint", _forget_prepared_in_savepoint)
+
+
 def _forget_prepared(connection: Connection) -> None:
     pending.forget(connection.connection.dbapi_connection)
 
 
-@event.listens_for(Engine, "rollback_savepoint")
 def _forget_prepared_in_savepoint(connection: Connection, _name: str, _context: Any) -> None:
     pending.forget(connection.connection.dbapi_connection, savepoint=True)
 
 
-@event.listens_for(Engine, "before_cursor_execute")
 def _send_held_first(
     connection: Connection, _cursor: Any, _sql: str, _params: Any, _context: Any, _many: bool
 ) -> None:
