@@ -76,8 +76,12 @@ def send_held(connection: Connection, *, commit: bool = False) -> None:
         held.discard()
         return
     statements = held.take((pending.COMMIT, ()) if commit and held.owns else None)
+    _send(connection.connection.dbapi_connection, statements)
+
+
+def _send(dbapi: Any, statements: list[pending.Statement]) -> None:
     try:
-        pending.send(connection.connection.dbapi_connection, statements)
+        pending.send(dbapi, statements)
     except Exception as exc:
         _reraise(exc, statements[-1][0], statements[-1][1])
 
@@ -164,11 +168,7 @@ class Raw:
     def flush(self) -> None:
         """Send what the unit held, now (before a statement that does not go through here)."""
         if self._pending:
-            held = self._pending.take()
-            try:
-                pending.send(self._dbapi, held)
-            except Exception as exc:
-                _reraise(exc, held[-1][0], held[-1][1])
+            _send(self._dbapi, self._pending.take())
 
     def insert(self, table: str, rows: Sequence[Mapping[str, Any]], *, later: bool = False) -> None:
         """Insert ``rows``, each with the same columns, into ``table`` (names from code, never
