@@ -161,6 +161,8 @@ async def _drive(
             stats = pstats.Stats(profiler)
             for order in ("tottime", "cumulative"):
                 stats.sort_stats(order).print_stats(40)
+            if os.environ.get("BENCH_PSTATS"):
+                stats.dump_stats(os.environ["BENCH_PSTATS"])
             if os.environ.get("BENCH_CALLERS"):
                 stats.print_callers(os.environ["BENCH_CALLERS"])
     return spent / requests
