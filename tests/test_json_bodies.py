@@ -1,5 +1,6 @@
-"""The list reads written straight to JSON (``app.json_body``) say exactly what their declared
-models say: the same keys, and every value in the form pydantic writes it."""
+"""The reads written straight to JSON (``app.json_body``: the case read and the busiest lists)
+say exactly what their declared models say: the same keys, and every value in the form
+pydantic writes it."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session
 from app.json_body import JSONBody
 from app.models.action import ActionSummary
 from app.models.agenda import AgendaPublic
-from app.models.case import CaseSummary
+from app.models.case import CasePublic, CaseSummary
 from app.pagination import Page
 from app.rawsql import Raw
 from app.security import Security
@@ -47,7 +48,7 @@ def test_json_body_writes_values_as_pydantic_does() -> None:
     assert json.loads(written)["at"] == "2026-11-20T09:30:00Z"
 
 
-def test_case_list_action_list_and_agenda_bodies_match_their_models(
+def test_case_read_case_list_action_list_and_agenda_bodies_match_their_models(
     client: TestClient, session: Session, security: Security
 ) -> None:
     w = world(session, security)
@@ -61,6 +62,12 @@ def test_case_list_action_list_and_agenda_bodies_match_their_models(
     conference = schedule(client, w)
     list_case(client, w.coord, conference, listed["id"])
 
+    read = client.get(f"/api/v1/cases/{listed['id']}", headers=w.coord)
+    case = as_declared(read, CasePublic)
+    assert read.headers["ETag"] == f'"{case["version"]}"'
+    assert case["id"] == listed["id"] and case["opened_at"].endswith("Z")
+    assert {p["role"] for p in case["people"]} == {p["role"] for p in listed["people"]}
+    assert case["subject_person_id"] in {p["person_id"] for p in case["people"]}
     cases = as_declared(client.get("/api/v1/cases?limit=1", headers=w.coord), Page[CaseSummary])
     assert [c["id"] for c in cases["items"]] == [listed["id"]] and cases["next_cursor"]
     everything = as_declared(client.get("/api/v1/actions", headers=w.rep), Page[ActionSummary])

@@ -58,10 +58,9 @@ async def list_cases(
 
 
 @router.get("/{case_id}", response_model=CasePublic, responses=problems(*READ_ONE))
-async def get_case(caller: Reader, case_id: uuid.UUID, response: Response) -> CasePublic:
+async def get_case(caller: Reader, case_id: uuid.UUID) -> Response:
     case = await caller(cases.get_case, case_id)
-    response.headers["ETag"] = etag(case.version)
-    return case
+    return json_body.JSONBody(case, headers={"ETag": etag(case["version"])})
 
 
 @router.patch("/{case_id}", response_model=CasePublic, responses=problems(*UPDATE))

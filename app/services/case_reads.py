@@ -23,8 +23,6 @@ from app.errors import NotFound
 from app.models.case import (
     Case,
     CasePerson,
-    CasePersonPublic,
-    CasePublic,
     CaseStatus,
 )
 from app.models.panel import Panel
@@ -141,14 +139,14 @@ _READ = Prepared(_build_read)
 _LIST = Prepared(_build_list)
 
 
-def get_case(session: Session, actor: Actor, case_id: uuid.UUID) -> CasePublic:
-    """One case with its people, if the caller may see it."""
+def get_case(session: Session, actor: Actor, case_id: uuid.UUID) -> dict[str, Any]:
+    """One case with its people, if the caller may see it: ``CasePublic`` as a plain dict for
+    ``app.json_body``."""
     raw = Raw(session)
     rows = _READ.rows(raw, actor, {"case_id": case_id})
     if not rows:
         raise NotFound("case", case_id)
     row = rows[0]
-    subject_id = raw.to_uuid(row[9])
     audit.record(
         session,
         actor,
@@ -156,33 +154,33 @@ def get_case(session: Session, actor: Actor, case_id: uuid.UUID) -> CasePublic:
         resource_type="case",
         resource_id=case_id,
         case_id=case_id,
-        person_id=subject_id,
+        person_id=raw.to_uuid(row[9]),
     )
-    people = [
-        CasePersonPublic(person_id=raw.to_uuid(p), role=r, given_name=g, family_name=f)
-        for p, r, g, f in (person[17:] for person in rows)
-        if p is not None
-    ]
-    return CasePublic(
-        id=case_id,
-        panel_id=raw.to_uuid(row[1]),
-        panel_type=row[2],
-        reference=row[3],
-        status=CaseStatus(row[4]),
-        stage=row[5],
-        risk_level=row[6],
-        lead_agency_id=raw.to_uuid(row[7]),
-        keyworker_user_id=raw.to_uuid(row[8]),
-        subject_person_id=subject_id,
-        people=people,
-        is_repeat=bool(row[10]),
-        repeat_of_case_id=raw.to_uuid(row[11]),
-        opened_at=raw.to_timestamp(row[12]),
-        last_heard_at=raw.to_timestamp(row[13]),
-        closed_at=raw.to_timestamp(row[14]),
-        close_reason=row[15],
-        version=row[16],
-    )
+    json_id, json_timestamp = raw.to_json_id, raw.to_json_timestamp
+    return {
+        "id": case_id,
+        "panel_id": json_id(row[1]),
+        "panel_type": row[2],
+        "reference": row[3],
+        "status": row[4],
+        "stage": row[5],
+        "risk_level": row[6],
+        "lead_agency_id": json_id(row[7]),
+        "keyworker_user_id": json_id(row[8]),
+        "subject_person_id": json_id(row[9]),
+        "people": [
+            {"person_id": json_id(p), "role": r, "given_name": g, "family_name": f}
+            for p, r, g, f in (person[17:] for person in rows)
+            if p is not None
+        ],
+        "is_repeat": bool(row[10]),
+        "repeat_of_case_id": json_id(row[11]),
+        "opened_at": json_timestamp(row[12]),
+        "last_heard_at": json_timestamp(row[13]),
+        "closed_at": json_timestamp(row[14]),
+        "close_reason": row[15],
+        "version": row[16],
+    }
 
 
 def list_cases(
