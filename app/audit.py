@@ -7,6 +7,7 @@ fails, the request fails. Values are never free text: actions are an enum, outco
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from enum import StrEnum
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from app.actor import Actor
 from app.models.base import utcnow
 from app.rawsql import READ_UNIT, Raw
+from app.services.principals import PROOF, PrincipalUnconfirmed, Proof
 
 
 class AuditAction(StrEnum):
@@ -119,6 +121,21 @@ _INSERT_EVENT_QUEUED = (
     "WITH event AS (" + _INSERT_EVENT_RETURNING + ")"  # noqa: S608
     " INSERT INTO audit_unsealed (event_id) SELECT id FROM event"
 )
+# The same, written only while the actor's principal reads as it did (``{proof}``, a query
+# returning a row if so); the count of events written (1 or 0). Typed casts: the values are
+# selected, not inserted as a VALUES row, so nothing else tells their types.
+_INSERT_EVENT_PROVEN = (
+    "WITH proof AS ({proof}), event AS (INSERT INTO audit_event (occurred_at, actor_type,"
+    " actor_id, actor_agency_id, action, outcome, resource_type, resource_id, case_id,"
+    " person_id, purpose, source_ip, request_id, changes, detail)"
+    " SELECT CAST(? AS TIMESTAMP WITH TIME ZONE), CAST(? AS VARCHAR), CAST(? AS UUID),"
+    " CAST(? AS UUID), CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR),"
+    " CAST(? AS VARCHAR), CAST(? AS UUID), CAST(? AS UUID), CAST(? AS VARCHAR),"
+    " CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS JSON), CAST(? AS JSON)"
+    " WHERE EXISTS (SELECT 1 FROM proof) RETURNING id),"
+    " queued AS (INSERT INTO audit_unsealed (event_id) SELECT id FROM event RETURNING event_id)"
+    " SELECT count(*) FROM queued"
+)
 # (case id, subject person id) pairs: UUIDs, or ids as the driver returned them from a row.
 Subjects = Sequence[tuple[Any, Any]]
 
@@ -195,15 +212,32 @@ def write_deferred(session: Session) -> None:
     no answer leaves before they are committed.
     """
     pending: list[tuple[Any, ...]] | None = session.info.get(READ_UNIT)
+    proof: Proof | None = session.info.pop(PROOF, None)
     if not pending:
+        if proof is not None:
+            raise PrincipalUnconfirmed  # every read records its event; none is no proof
         return
     session.info[READ_UNIT] = []
     raw = Raw(session)
     raw.read_only = False
+    if proof is not None and len(pending) == 1:
+        # The actor was remembered (app.services.principals): the event is written only if
+        # the principal's row still reads as it did, in the same statement.
+        written = raw.one(_proven(proof.sql), (*proof.params, *pending[0]))
+        if written is None or not written[0]:
+            raise PrincipalUnconfirmed
+        return
+    if proof is not None and raw.one(proof.sql, proof.params) is None:
+        raise PrincipalUnconfirmed
     if len(pending) > 1 and raw.in_autocommit():
         raw.run("BEGIN", ())  # the unit's commit sends COMMIT: the driver sees a transaction
     for values in pending:
         _insert(raw, values)
+
+
+@functools.cache
+def _proven(proof: str) -> str:
+    return _INSERT_EVENT_PROVEN.format(proof=proof)
 
 
 def discard_deferred(session: Session) -> None:

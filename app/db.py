@@ -39,6 +39,7 @@ from app.config import Settings
 from app.group_commit import GroupCommit
 from app.pending import PENDING, Pending
 from app.rawsql import READ_UNIT, ReadUnitWrite, send_held
+from app.services.principals import Principals
 
 T = TypeVar("T")
 
@@ -146,6 +147,9 @@ class Database:
         self._groups = (
             GroupCommit(self._persistent) if inline and isinstance(bind, Engine) else None
         )
+        # Actors of recent tokens, for a database server's reads (app.services.principals):
+        # there a principal's lookup is a message of its own; on SQLite it is not.
+        self.principals = Principals() if not inline and bind.dialect.name == "postgresql" else None
         self._sessions = sessionmaker(
             bind=bind,
             class_=Session,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from functools import partial
 from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 
@@ -28,7 +29,7 @@ from app.db import Database, UnitTransaction
 from app.errors import Conflict, DomainError, Forbidden, Unauthorized
 from app.permissions import Permission
 from app.security import AccessClaims, Security, TokenInvalid
-from app.services.principals import load_actor
+from app.services.principals import PROOF, PrincipalUnconfirmed, load_actor
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -201,12 +202,37 @@ class Caller(UnitOfWork):
         self.claims = claims
         self.permission = permission
         self.mfa_roles = frozenset(self.settings.mfa_required_roles)
+        # A read on a database server may start from the actor the principal gave a moment
+        # ago, confirmed with its audit event (app.services.principals).
+        self.remembered = self.read and self.db.principals is not None
 
     def refusal_detail(self) -> dict[str, Any]:
         return {"route": self.route, "permission": self.permission.value}
 
     def _identify(self, session: Session) -> Actor:
-        return load_actor(session, self.claims, self.meta, self.mfa_roles)
+        principals = self.db.principals
+        if self.remembered and principals is not None:
+            known = principals.get(self.claims)
+            if known is not None:
+                actor, session.info[PROOF] = known
+                return replace(actor, meta=self.meta)
+        actor, proof = load_actor(session, self.claims, self.meta, self.mfa_roles)
+        if principals is not None:
+            principals.put(self.claims, actor, proof)
+        return actor
+
+    async def __call__(self, fn: Callable[Concatenate[Session, Actor, P], T], *args: Any) -> T:
+        if not self.remembered:
+            return await super().__call__(fn, *args)
+        try:
+            return await super().__call__(fn, *args)
+        except PrincipalUnconfirmed:
+            # Nothing of the first run was kept or answered: run it again, from a fresh
+            # lookup of the principal.
+            self.remembered = False
+            if self.db.principals is not None:
+                self.db.principals.forget(self.claims)
+            return await super().__call__(fn, *args)
 
     def _authorize(self, actor: Actor) -> None:
         if not actor.can(self.permission):

@@ -1,0 +1,139 @@
+"""A read on a database server may start from the actor its token's principal gave a moment
+ago (app.services.principals), confirmed by the statement that writes its audit event: what
+it answers must be what a fresh lookup of the principal would have answered."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from app.actor import Actor, ActorKind
+from app.db import Database
+from app.permissions import Role
+from app.rawsql import Raw
+from app.security import AccessClaims, Security
+from app.services.principals import Principals, Proof
+from tests.conferencing import new_case
+from tests.test_referrals import events, person_headers, world
+
+
+def _statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every statement the units send through the driver, from now on."""
+    sent: list[str] = []
+    execute = Raw._execute
+
+    def counted(self: Raw, sql: str, params: Any, *, compiled: bool = False) -> Any:
+        sent.append(sql)
+        return execute(self, sql, params, compiled=compiled)
+
+    monkeypatch.setattr(Raw, "_execute", counted)
+    return sent
+
+
+def test_a_remembered_read_sends_one_statement_fewer_on_a_database_server(
+    client: TestClient, session: Session, security: Security, db: Database, monkeypatch: Any
+) -> None:
+    w = world(session, security)
+    url = f"/api/v1/cases/{new_case(client, w)['id']}"
+    sent = _statements(monkeypatch)
+    _, coordinator = person_headers(session, security, w.council, w.panel, "coordinator")
+    client.get(url, headers=coordinator).raise_for_status()  # their first request
+    first = len(sent)
+    sent.clear()
+    client.get(url, headers=coordinator).raise_for_status()
+    if db.dialect == "sqlite":
+        # A lookup costs no message there: every read looks its principal up.
+        assert db.principals is None and len(sent) == first
+    else:
+        assert len(sent) == first - 1, sent
+        assert not any("FROM user_account u JOIN agency a" in s and "1 FROM" not in s for s in sent)
+        assert events(session, "case.read", url.rsplit("/", 1)[1])[-1].actor_id is not None
+
+
+def test_a_user_disabled_after_a_read_is_refused_on_the_next(
+    client: TestClient, session: Session, security: Security
+) -> None:
+    w = world(session, security)
+    case = new_case(client, w)
+    url = f"/api/v1/cases/{case['id']}"
+    assert client.get(url, headers=w.coord).status_code == 200
+    assert client.get(url, headers=w.coord).status_code == 200  # on the remembered actor
+    reads = len(events(session, "case.read", case["id"]))
+    w.coordinator.is_active = False
+    session.commit()
+    # A request the remembered actor would be refused (404 for a case it cannot see) is
+    # refused as a fresh lookup refuses it: 401.
+    assert client.get(f"/api/v1/cases/{uuid.uuid4()}", headers=w.coord).status_code == 401
+    r = client.get(url, headers=w.coord)
+    assert r.status_code == 401, r.text
+    assert len(events(session, "case.read", case["id"])) == reads  # no read recorded
+
+
+def test_an_agency_disabled_after_a_read_stops_its_users_on_the_next(
+    client: TestClient, session: Session, security: Security
+) -> None:
+    w = world(session, security)
+    url = f"/api/v1/cases/{new_case(client, w)['id']}"
+    assert client.get(url, headers=w.coord).status_code == 200
+    assert client.get("/api/v1/actions", headers=w.coord).status_code == 200
+    w.council.is_active = False
+    session.commit()
+    assert client.get(url, headers=w.coord).status_code == 401
+    assert client.get("/api/v1/actions", headers=w.coord).status_code == 401
+
+
+def test_roles_changed_after_a_read_apply_on_the_next(
+    client: TestClient, session: Session, security: Security
+) -> None:
+    w = world(session, security)
+    url = f"/api/v1/cases/{new_case(client, w)['id']}"
+    assert client.get(url, headers=w.coord).status_code == 200
+    # The same token, the user now an auditor: auditors see no case content.
+    w.coordinator.roles = [Role.AUDITOR.value]
+    session.commit()
+    assert client.get(url, headers=w.coord).status_code in (403, 404)
+    w.coordinator.roles = []
+    session.commit()
+    assert client.get(url, headers=w.coord).status_code == 200
+
+
+def test_a_user_moved_to_another_agency_reads_as_that_agency_at_once(
+    client: TestClient, session: Session, security: Security
+) -> None:
+    w = world(session, security)
+    case = new_case(client, w)
+    url = f"/api/v1/cases/{case['id']}"
+    mover, headers = person_headers(session, security, w.council, w.panel, "coordinator")
+    assert client.get(url, headers=headers).status_code == 200
+    r = client.post(
+        f"/api/v1/cases/{case['id']}/exclusions",
+        json={"agency_id": str(w.idva.id), "reason": "Employs the alleged perpetrator"},
+        headers=w.coord,
+    )
+    assert r.status_code == 201, r.text
+    mover.agency_id = w.idva.id  # now the excluded agency's
+    session.commit()
+    assert client.get(url, headers=headers).status_code == 404
+
+
+def test_the_remembered_actors_are_bounded() -> None:
+    principals = Principals(size=2)
+    proof = Proof("SELECT 1", ())
+    claims = [
+        AccessClaims("user", uuid.uuid4(), jti="j", issued_at=0, scope="", epoch=0)
+        for _ in range(3)
+    ]
+    for c in claims:
+        principals.put(c, Actor(kind=ActorKind.USER, id=c.subject_id), proof)
+    assert principals.get(claims[2]) is not None
+    assert principals.get(claims[0]) is None and principals.get(claims[1]) is None
+    principals.forget(claims[2])
+    assert principals.get(claims[2]) is None
+    # Another epoch (a password or second factor changed) is another principal.
+    renewed = AccessClaims("user", claims[1].subject_id, jti="j", issued_at=0, scope="", epoch=1)
+    principals.put(claims[1], Actor(kind=ActorKind.USER), proof)
+    assert principals.get(renewed) is None
