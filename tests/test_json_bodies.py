@@ -102,3 +102,20 @@ def test_timestamps_read_back_are_written_as_pydantic_writes_them(session: Sessi
         assert JSONBody({"at": raw.to_json_timestamp(stored)}).body == TypeAdapter(
             dict[str, datetime]
         ).dump_json({"at": moment})
+
+
+def test_sqlite_ids_are_written_canonically_and_remembered_within_a_bound(
+    monkeypatch: Any, session: Session
+) -> None:
+    from app import rawsql
+
+    raw = Raw(session)
+    ids = [uuid.uuid4() for _ in range(5)]
+    monkeypatch.setattr(rawsql._CanonicalIds, "LIMIT", 3)
+    monkeypatch.setattr(rawsql, "_CANONICAL", rawsql._CanonicalIds())
+    for value in ids:
+        assert raw.to_json_id(value.hex) == str(value) == raw.to_id_text(value.hex)
+        assert raw.to_json_id(value) is value and raw.to_id_text(value) == str(value)
+        assert len(rawsql._CANONICAL) <= 3
+    assert raw.to_json_id(None) is None and raw.to_id_text(None) is None
+    assert raw.to_json_id(str(ids[0])) == str(ids[0])  # already canonical: as it is
