@@ -60,12 +60,14 @@ SUMMARY_COLUMNS = (
 
 def summaries(raw: Raw, rows: Sequence[Sequence[Any]], now: date) -> list[dict[str, Any]]:
     """Rows of SUMMARY_COLUMNS, as the driver returned them, as ``ActionSummary`` writes
-    them: plain dicts for ``app.json_body``, no model per row."""
-    return [_fields(raw, r, now) for r in rows]
+    them: plain dicts for ``app.json_body``, no model per row. A due date stays as the
+    driver gave it (SQLite's ISO text is what pydantic writes, and orders as dates do)."""
+    today_as_stored = now.isoformat() if raw.sqlite else now
+    return [_fields(raw, r, today_as_stored) for r in rows]
 
 
-def _fields(raw: Raw, r: Sequence[Any], now: date) -> dict[str, Any]:
-    due = _date(r[7])
+def _fields(raw: Raw, r: Sequence[Any], now: date | str) -> dict[str, Any]:
+    due = r[7]
     return {
         "id": raw.to_json_id(r[0]),
         "case_id": raw.to_json_id(r[1]),
