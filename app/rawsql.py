@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, NoReturn
 
@@ -47,27 +47,46 @@ class ReadUnitWrite(RuntimeError):
 _ROWS_PER_STATEMENT = 8
 
 
-class _CanonicalIds(dict[str, str]):
-    """SQLite's ids (32 hex digits, as SQLAlchemy stores a UUID there) in their canonical
-    text, remembered: the busiest reads write the same ids request after request (a panel's
-    cases, its actions, its agencies), and a lookup costs a tenth of writing one out again
-    (measured: 10 against 120 µs for the 300 ids of a page of actions). Bounded: when full,
-    it starts again."""
+def _canonical_id(value: str) -> str:
+    """SQLite's 32 hex digits of an id in the canonical text (anything else as it is)."""
+    if len(value) != 32:
+        return value
+    return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
 
-    __slots__ = ()
+
+def _json_timestamp(value: str) -> Any:
+    """SQLite's naive UTC text ("2026-11-20 09:30:00.000000", as SQLAlchemy and
+    ``Raw.timestamp`` write it) as the text pydantic writes ("2026-11-20T09:30:00Z", the
+    fraction only when there is one), at a third of the cost of parsing it."""
+    if len(value) == 26 and value[10] == " ":
+        fraction = value[19:]
+        return f"{value[:10]}T{value[11:19]}{'' if fraction == '.000000' else fraction}Z"
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+class _Remembered(dict[str, Any]):
+    """SQLite's ids and timestamps (text) as the busiest reads write them, remembered: those
+    reads write the same values request after request (a panel's cases, its actions, its
+    agencies), and a lookup costs a tenth of writing one out again (measured: 10 against
+    120 µs for the 300 ids of a page of actions). Bounded: when full, it starts again."""
+
+    __slots__ = ("_write",)
     LIMIT = 32_768
 
-    def __missing__(self, value: str) -> str:
-        if len(value) != 32:
-            return value
-        text = f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+    def __init__(self, write: Callable[[str], Any]) -> None:
+        super().__init__()
+        self._write = write
+
+    def __missing__(self, value: str) -> Any:
+        written = self._write(value)
         if len(self) >= self.LIMIT:
             self.clear()
-        self[value] = text
-        return text
+        self[value] = written
+        return written
 
 
-_CANONICAL = _CanonicalIds()
+_CANONICAL = _Remembered(_canonical_id)
+_TIMESTAMPS = _Remembered(_json_timestamp)
 
 
 @functools.cache
@@ -273,7 +292,7 @@ class Raw:
         """An id as the driver returned it (a UUID, or 32 hex digits on SQLite), as text in
         the canonical form: cheaper than going through ``uuid.UUID`` for a page of them."""
         if value.__class__ is str:
-            return _CANONICAL[value]
+            return _CANONICAL[value] if len(value) == 32 else value
         return None if value is None else str(value)
 
     def to_json_id(self, value: Any) -> Any:
@@ -283,13 +302,10 @@ class Raw:
         return _CANONICAL[value] if value.__class__ is str else value
 
     def to_json_timestamp(self, value: Any) -> Any:
-        """A timestamp as the driver returned it, for ``app.json_body``: SQLite's naive UTC
-        text ("2026-11-20 09:30:00.000000", as SQLAlchemy and ``timestamp`` write it) turned
-        straight into the text pydantic writes ("2026-11-20T09:30:00Z", the fraction only when
-        there is one), at a third of the cost of parsing it; otherwise an aware datetime."""
-        if isinstance(value, str) and len(value) == 26 and value[10] == " ":
-            fraction = value[19:]
-            return f"{value[:10]}T{value[11:19]}{'' if fraction == '.000000' else fraction}Z"
+        """A timestamp as the driver returned it, for ``app.json_body``: SQLite's text as
+        pydantic writes it (``_json_timestamp``), otherwise an aware datetime."""
+        if value.__class__ is str:
+            return _TIMESTAMPS[value]
         return self.to_timestamp(value)
 
     def to_timestamp(self, value: Any) -> datetime | None:
