@@ -143,19 +143,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 # The API's sections in the order /docs shows them (the routers are included busiest first).
 _TAGS = [
-    {"name": "auth", "description": "Tokens: password and client-credentials grants, refresh"},
-    {"name": "me", "description": "The signed-in user: profile, password, second factor"},
-    {"name": "agencies", "description": "Partner agencies"},
-    {"name": "users", "description": "User accounts and their roles"},
-    {"name": "api clients", "description": "Partner systems' OAuth2 clients"},
-    {"name": "audit", "description": "The sealed audit log: queries, exports, verification"},
-    {"name": "panels", "description": "Panels, panel types, members and roles"},
-    {"name": "people", "description": "People and likely matches"},
-    {"name": "referrals", "description": "Referrals and their triage"},
-    {"name": "cases", "description": "Cases, consents and exclusions"},
-    {"name": "conferences", "description": "Case conferences: agenda, attendance, minutes"},
-    {"name": "actions", "description": "Actions and their progress"},
-    {"name": "health", "description": "Liveness and readiness"},
+    {"name": name, "description": description}
+    for name, description in (
+        ("auth", "Tokens: password and client-credentials grants, refresh"),
+        ("me", "The signed-in user: profile, password, second factor"),
+        ("agencies", "Partner agencies"),
+        ("users", "User accounts and their roles"),
+        ("api clients", "Partner systems' OAuth2 clients"),
+        ("audit", "The sealed audit log: queries, exports, verification"),
+        ("panels", "Panels, panel types, members and roles"),
+        ("people", "People and likely matches"),
+        ("referrals", "Referrals and their triage"),
+        ("cases", "Cases, consents and exclusions"),
+        ("conferences", "Case conferences: agenda, attendance, minutes"),
+        ("actions", "Actions and their progress"),
+        ("health", "Liveness and readiness"),
+    )
 ]
 
 

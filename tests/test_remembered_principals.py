@@ -18,7 +18,7 @@ from app.rawsql import Raw
 from app.security import AccessClaims, Security
 from app.services.principals import Principals, Proof
 from tests.conferencing import new_case
-from tests.test_referrals import events, person_headers, world
+from tests.test_referrals import World, events, person_headers, world
 
 
 def _statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -54,15 +54,23 @@ def test_a_remembered_read_sends_one_statement_fewer_on_a_database_server(
         assert events(session, "case.read", url.rsplit("/", 1)[1])[-1].actor_id is not None
 
 
-def test_a_user_disabled_after_a_read_is_refused_on_the_next(
-    client: TestClient, session: Session, security: Security
-) -> None:
+@pytest.fixture
+def read_once(client: TestClient, session: Session, security: Security) -> tuple[World, str]:
+    """A world, and the url of a case its coordinator has read (so on a database server
+    the coordinator's actor is remembered)."""
     w = world(session, security)
-    case = new_case(client, w)
-    url = f"/api/v1/cases/{case['id']}"
+    url = f"/api/v1/cases/{new_case(client, w)['id']}"
     assert client.get(url, headers=w.coord).status_code == 200
+    return w, url
+
+
+def test_a_user_disabled_after_a_read_is_refused_on_the_next(
+    client: TestClient, session: Session, read_once: tuple[World, str]
+) -> None:
+    w, url = read_once
+    case_id = url.rsplit("/", 1)[1]
     assert client.get(url, headers=w.coord).status_code == 200  # on the remembered actor
-    reads = len(events(session, "case.read", case["id"]))
+    reads = len(events(session, "case.read", case_id))
     w.coordinator.is_active = False
     session.commit()
     # A request the remembered actor would be refused (404 for a case it cannot see) is
@@ -70,15 +78,13 @@ def test_a_user_disabled_after_a_read_is_refused_on_the_next(
     assert client.get(f"/api/v1/cases/{uuid.uuid4()}", headers=w.coord).status_code == 401
     r = client.get(url, headers=w.coord)
     assert r.status_code == 401, r.text
-    assert len(events(session, "case.read", case["id"])) == reads  # no read recorded
+    assert len(events(session, "case.read", case_id)) == reads  # no read recorded
 
 
 def test_an_agency_disabled_after_a_read_stops_its_users_on_the_next(
-    client: TestClient, session: Session, security: Security
+    client: TestClient, session: Session, read_once: tuple[World, str]
 ) -> None:
-    w = world(session, security)
-    url = f"/api/v1/cases/{new_case(client, w)['id']}"
-    assert client.get(url, headers=w.coord).status_code == 200
+    w, url = read_once
     assert client.get("/api/v1/actions", headers=w.coord).status_code == 200
     w.council.is_active = False
     session.commit()
@@ -87,11 +93,9 @@ def test_an_agency_disabled_after_a_read_stops_its_users_on_the_next(
 
 
 def test_roles_changed_after_a_read_apply_on_the_next(
-    client: TestClient, session: Session, security: Security
+    client: TestClient, session: Session, read_once: tuple[World, str]
 ) -> None:
-    w = world(session, security)
-    url = f"/api/v1/cases/{new_case(client, w)['id']}"
-    assert client.get(url, headers=w.coord).status_code == 200
+    w, url = read_once
     # The same token, the user now an auditor: auditors see no case content.
     w.coordinator.roles = [Role.AUDITOR.value]
     session.commit()
