@@ -61,6 +61,11 @@ def _json_timestamp(value: str) -> Any:
     if len(value) == 26 and value[10] == " ":
         fraction = value[19:]
         return f"{value[:10]}T{value[11:19]}{'' if fraction == '.000000' else fraction}Z"
+    return _parse_timestamp(value)
+
+
+def _parse_timestamp(value: str) -> datetime:
+    """SQLite's naive UTC text as an aware datetime."""
     return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
@@ -312,7 +317,7 @@ class Raw:
         if value is None:
             return None
         if isinstance(value, str):
-            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+            return _parse_timestamp(value)
         assert isinstance(value, datetime)
         return value.astimezone(UTC)
 
