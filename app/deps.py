@@ -204,21 +204,20 @@ class Caller(UnitOfWork):
         self.mfa_roles = frozenset(self.settings.mfa_required_roles)
         # A read on a database server may start from the actor the principal gave a moment
         # ago, confirmed with its audit event (app.services.principals).
-        self.remembered = self.read and self.db.principals is not None
+        self.principals = self.db.principals
+        self.remembered = self.read and self.principals is not None
 
     def refusal_detail(self) -> dict[str, Any]:
         return {"route": self.route, "permission": self.permission.value}
 
     def _identify(self, session: Session) -> Actor:
-        principals = self.db.principals
-        if self.remembered and principals is not None:
-            known = principals.get(self.claims)
-            if known is not None:
-                actor, session.info[PROOF] = known
-                return replace(actor, meta=self.meta)
+        known = self.principals.get(self.claims) if self.remembered and self.principals else None
+        if known is not None:
+            actor, session.info[PROOF] = known
+            return replace(actor, meta=self.meta)
         actor, proof = load_actor(session, self.claims, self.meta, self.mfa_roles)
-        if principals is not None:
-            principals.put(self.claims, actor, proof)
+        if self.principals is not None:
+            self.principals.put(self.claims, actor, proof)
         return actor
 
     async def __call__(self, fn: Callable[Concatenate[Session, Actor, P], T], *args: Any) -> T:
@@ -230,8 +229,8 @@ class Caller(UnitOfWork):
             # Nothing of the first run was kept or answered: run it again, from a fresh
             # lookup of the principal.
             self.remembered = False
-            if self.db.principals is not None:
-                self.db.principals.forget(self.claims)
+            if self.principals is not None:
+                self.principals.forget(self.claims)
             return await super().__call__(fn, *args)
 
     def _authorize(self, actor: Actor) -> None:
