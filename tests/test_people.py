@@ -5,19 +5,21 @@ contact details shown only to those who need them."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
 import pyotp
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from app.models.agency import AgencyKind
 from app.models.person import Person, PersonDuplicate
 from app.permissions import Role, Scope
 from app.security import Security
-from app.services.matching import identity_lock_key
+from app.services.matching import given_key, identity_lock_key, name_key
 from tests.builders import (
     bearer,
     client_token,
@@ -503,6 +505,57 @@ def test_a_known_person_is_found_however_many_share_a_postcode_or_birthday(
     found = search(client, w.coord, name="Jane Doe", date_of_birth="1990-04-01")
     assert found[0]["person"]["id"] == jane
     assert found[0]["score"] >= 0.85
+
+
+@contextmanager
+def _identity_locks_held(
+    engine: Engine, session: Session, identities: list[tuple[str, str, date]]
+) -> Iterator[None]:
+    """On PostgreSQL, another transaction holds these identities' locks meanwhile, and the
+    test's own waits for a lock fail after two seconds instead of hanging. On SQLite, nothing
+    (its one connection is the test's)."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as other, other.begin():
+        for given, family, born in identities:
+            key = identity_lock_key(name_key(family), given_key(given), born)
+            other.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        session.execute(text("SET LOCAL lock_timeout = '2s'"))
+        yield
+
+
+def test_a_referral_about_known_people_never_waits_on_their_identity_lock(
+    client: TestClient, session: Session, security: Security, engine: Engine
+) -> None:
+    """Someone already known is linked as found, without the lock that keeps two concurrent
+    referrals from both creating a new person: a perpetrator named in referral after referral
+    would otherwise make them all run one at a time. Shown on PostgreSQL, where another
+    transaction holds the lock of both people's identities while the referral is submitted
+    (SQLite takes no such lock: its writers already run one at a time)."""
+    w = world(session, security)
+    known = {}
+    for role, given, family, born in (
+        ("victim", "Jane", "Doe", date(1990, 4, 1)),
+        ("perpetrator", "John", "Roe", date(1988, 2, 2)),
+    ):
+        person = Person(
+            given_name=given,
+            family_name=family,
+            date_of_birth=born,
+            family_key=name_key(family),
+            given_key=given_key(given),
+        )
+        session.add(person)
+        known[role] = str(person.id)
+    session.commit()
+    before = person_count(session)
+    with _identity_locks_held(
+        engine, session, [("Jane", "Doe", date(1990, 4, 1)), ("John", "Roe", date(1988, 2, 2))]
+    ):
+        referral = submit(client, w.ref, dv_referral(w.panel.id))
+    assert people_of(client, w.coord, referral["id"]) == known
+    assert person_count(session) == before
 
 
 def test_the_identity_lock_key_is_stable_and_fits_a_postgresql_bigint() -> None:

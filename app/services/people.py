@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -127,8 +127,9 @@ def lock_identities(session: Session, described: Iterable[PersonIn]) -> None:
     again, and each creates yet another record flagged against all the others (measured: one
     new record per referral under 32 concurrent submissions). A transaction-scoped advisory
     lock per identity that can match exactly (family name, first name, date of birth), taken
-    in a fixed order before any lookup, makes the second wait for the first's commit and
-    then find its record. SQLite needs none: its writers run one at a time (BEGIN IMMEDIATE).
+    in a fixed order before the lookup that may create them (``resolve_all``), makes the
+    second wait for the first's commit and then find its record. SQLite needs none: its
+    writers run one at a time (BEGIN IMMEDIATE).
     """
     raw = Raw(session)
     if raw.sqlite:
@@ -154,6 +155,34 @@ class Resolved:
     duplicates: int
 
 
+def resolve_all(
+    session: Session, actor: Actor, entries: Sequence[tuple[uuid.UUID | None, PersonIn | None]]
+) -> list[Resolved]:
+    """The people of a referral, in order: ``resolve`` for each ``(person_id, details)``.
+
+    On PostgreSQL, everyone described with a date of birth (an identity that can match
+    exactly) is first looked up without a lock. Someone already known is linked as found,
+    so that referrals about them (a perpetrator named again and again) never wait for each
+    other: the lock held each such referral from its lookup to its commit, and made them run
+    one at a time. Only those not found are locked, all at once in a fixed order
+    (``lock_identities``), and looked up again under the lock before a record is made.
+    """
+    known: list[Resolved | None] = [None] * len(entries)
+    if not Raw(session).sqlite:
+        lockable = [
+            (i, details)
+            for i, (person_id, details) in enumerate(entries)
+            if person_id is None and details is not None and details.date_of_birth is not None
+        ]
+        for i, details in lockable:
+            known[i] = _lookup(session, actor, details)[0]
+        lock_identities(session, [details for i, details in lockable if known[i] is None])
+    return [
+        found if found is not None else resolve(session, actor, person_id, details)
+        for found, (person_id, details) in zip(known, entries, strict=True)
+    ]
+
+
 def resolve(
     session: Session, actor: Actor, person_id: uuid.UUID | None, details: PersonIn | None
 ) -> Resolved:
@@ -171,23 +200,9 @@ def resolve(
         return Resolved(person.id, created=False, duplicates=0)
     if details is None:
         raise Invalid("each person needs either person_id or details")
-    by_identifier = _by_identifier(session, details)
-    if by_identifier is not None:
-        return Resolved(by_identifier.id, created=False, duplicates=0)
-    query = matching.Query(
-        family=matching.name_key(details.family_name),
-        given=matching.given_key(details.given_name),
-        date_of_birth=details.date_of_birth,
-        postcode=matching.postcode_key(details.postcode),
-    )
-    found = matching.candidates(session, actor, query, visible_only=False)
-    exact = [
-        p
-        for p, _, why in found
-        if {"family_name", "given_name", "date_of_birth"} <= set(why) and p.given_key == query.given
-    ]
-    if len(exact) == 1:
-        return Resolved(exact[0].id, created=False, duplicates=0)
+    known, found = _lookup(session, actor, details)
+    if known is not None:
+        return known
     person_id = _create(session, actor, details)
     likely = [(p, s) for p, s, _ in found if s >= matching.LIKELY_DUPLICATE]
     if likely:
@@ -206,6 +221,31 @@ def resolve(
             later=True,
         )
     return Resolved(person_id, created=True, duplicates=len(likely))
+
+
+def _lookup(
+    session: Session, actor: Actor, details: PersonIn
+) -> tuple[Resolved | None, list[tuple[matching.Candidate, float, list[str]]]]:
+    """The person these details name, by an agency identifier or as the one exact match
+    (family name, first name, date of birth), if any; and the candidates found by matching."""
+    by_identifier = _by_identifier(session, details)
+    if by_identifier is not None:
+        return Resolved(by_identifier.id, created=False, duplicates=0), []
+    query = matching.Query(
+        family=matching.name_key(details.family_name),
+        given=matching.given_key(details.given_name),
+        date_of_birth=details.date_of_birth,
+        postcode=matching.postcode_key(details.postcode),
+    )
+    found = matching.candidates(session, actor, query, visible_only=False)
+    exact = [
+        p
+        for p, _, why in found
+        if {"family_name", "given_name", "date_of_birth"} <= set(why) and p.given_key == query.given
+    ]
+    if len(exact) == 1:
+        return Resolved(exact[0].id, created=False, duplicates=0), found
+    return None, found
 
 
 def _by_identifier(session: Session, details: PersonIn) -> Person | None:

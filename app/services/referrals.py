@@ -183,15 +183,12 @@ def submit(session: Session, actor: Actor, data: ReferralCreate) -> ReferralPubl
         PersonFacts(p.role, p.details.date_of_birth if p.details else None) for p in data.people
     ]
     _check_consent(panel_type, data.consent, facts, data.referral_date)
-    people.lock_identities(
-        session, [p.details for p in data.people if p.person_id is None and p.details]
-    )
     subject_id: uuid.UUID | None = None
     subject_is_new = False
     duplicates = 0
     linked: dict[tuple[uuid.UUID, str], None] = {}
-    for entry in data.people:
-        resolved = people.resolve(session, actor, entry.person_id, entry.details)
+    everyone = people.resolve_all(session, actor, [(p.person_id, p.details) for p in data.people])
+    for entry, resolved in zip(data.people, everyone, strict=True):
         duplicates += resolved.duplicates
         if (resolved.person_id, entry.role) in linked:
             raise Invalid("The same person appears twice with the same role")
