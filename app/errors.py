@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from http import HTTPStatus
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -133,6 +136,23 @@ class ValidationProblem(Problem):
     errors: list[FieldError]
 
 
+# SQLSTATE classes and codes of a database that could not do the work just now: a deadlock
+# or serialization failure (40), a lock or statement timeout (55P03, 57014), the server
+# going away or refusing connections (08, 57P0x), or out of connections (53).
+_TRANSIENT_SQLSTATES = ("40", "55P03", "57014", "08", "57P0", "53")
+_SQLITE_BUSY = ("database is locked", "database table is locked")
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether this database error means "busy or unavailable, try again", not a fault."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if isinstance(orig, psycopg.Error):
+        return (orig.sqlstate or "").startswith(_TRANSIENT_SQLSTATES)
+    if isinstance(orig, sqlite3.OperationalError):
+        return str(orig).startswith(_SQLITE_BUSY)
+    return False
+
+
 def problem_response(
     request: Request,
     status: int,
@@ -211,6 +231,29 @@ def install_error_handlers(app: FastAPI) -> None:
             extra={"errors": []},
         )
 
+    async def _database_busy(request: Request, exc: Exception) -> JSONResponse:
+        if not transient(exc):
+            return await _unexpected(request, exc)
+        # The unit of work rolled back, or lost its connection: a creation retried with the
+        # same Idempotency-Key is never made twice.
+        log.warning("database_busy", error_type=type(exc).__name__, path=request.url.path)
+        return problem_response(
+            request,
+            503,
+            slug="busy",
+            title="Service busy",
+            detail="The database was busy or unavailable and the request did not complete; "
+            "send it again (a creation with the same Idempotency-Key)",
+            headers={"Retry-After": "1"},
+        )
+
+    for operational in (
+        SQLAlchemyOperationalError,
+        psycopg.OperationalError,
+        sqlite3.OperationalError,
+    ):
+        app.add_exception_handler(operational, _database_busy)
+
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = _field_errors(exc)
@@ -234,9 +277,11 @@ def install_error_handlers(app: FastAPI) -> None:
             headers["Allow"] = ", ".join(_allowed_methods(request)) or headers.get("Allow", "")
         return problem_response(request, exc.status_code, detail=detail, headers=headers)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled_error", error_type=type(exc).__name__, path=request.url.path)
-        return problem_response(
-            request, 500, detail="An unexpected error occurred; it has been logged."
-        )
+    app.add_exception_handler(Exception, _unexpected)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled_error", error_type=type(exc).__name__, path=request.url.path)
+    return problem_response(
+        request, 500, detail="An unexpected error occurred; it has been logged."
+    )

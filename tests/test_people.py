@@ -4,19 +4,24 @@ contact details shown only to those who need them."""
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
+import psycopg
 import pyotp
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from app.errors import transient
 from app.models.agency import AgencyKind
 from app.models.person import Person, PersonDuplicate
+from app.models.referral import Referral
 from app.permissions import Role, Scope
 from app.security import Security
 from app.services.matching import given_key, identity_lock_key, name_key
@@ -556,6 +561,51 @@ def test_a_referral_about_known_people_never_waits_on_their_identity_lock(
         referral = submit(client, w.ref, dv_referral(w.panel.id))
     assert people_of(client, w.coord, referral["id"]) == known
     assert person_count(session) == before
+
+
+def test_a_referral_that_cannot_take_its_lock_in_time_is_a_503_and_writes_nothing(
+    client: TestClient, session: Session, security: Security, engine: Engine
+) -> None:
+    """A new person's referral waits for their identity's lock. When the database gives up
+    waiting (a lock timeout here; a deadlock or a lost connection alike), the partner is told
+    to send it again: 503 problem+json with Retry-After, not a 500, and nothing is kept. On
+    SQLite there is no such lock, and the referral goes through."""
+    w = world(session, security)
+    before = person_count(session)
+    referrals = session.scalar(select(func.count()).select_from(Referral))
+    with _identity_locks_held(engine, session, [("Jane", "Doe", date(1990, 4, 1))]):
+        r = client.post("/api/v1/referrals", json=dv_referral(w.panel.id), headers=w.ref)
+    if engine.dialect.name == "postgresql":
+        assert r.status_code == 503, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.headers["retry-after"] == "1"
+        assert r.json()["type"] == "urn:safeguarding-panels:problem:busy"
+        assert person_count(session) == before
+        assert session.scalar(select(func.count()).select_from(Referral)) == referrals
+    else:
+        assert r.status_code == 201, r.text
+
+
+def test_only_a_busy_or_unavailable_database_is_transient() -> None:
+    busy = [
+        psycopg.errors.LockNotAvailable(),
+        psycopg.errors.DeadlockDetected(),
+        psycopg.errors.SerializationFailure(),
+        psycopg.errors.QueryCanceled(),
+        psycopg.errors.AdminShutdown(),
+        psycopg.errors.TooManyConnections(),
+        sqlite3.OperationalError("database is locked"),
+    ]
+    faults = [
+        psycopg.errors.UndefinedTable(),
+        psycopg.errors.SyntaxError(),
+        sqlite3.OperationalError("no such table: person"),
+        ValueError("database is locked"),
+    ]
+    assert [transient(e) for e in busy] == [True] * len(busy)
+    assert [transient(e) for e in faults] == [False] * len(faults)
+    wrapped = OperationalError("SELECT 1", {}, sqlite3.OperationalError("database is locked"))
+    assert transient(wrapped)
 
 
 def test_the_identity_lock_key_is_stable_and_fits_a_postgresql_bigint() -> None:
