@@ -28,7 +28,12 @@ class JSONBody(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=_OPTIONS)
+        return dumps(content)
+
+
+def dumps(content: Any) -> bytes:
+    """``content`` as ``JSONBody`` writes it (for a body written once and sent again)."""
+    return orjson.dumps(content, option=_OPTIONS)
 
 
 def page(items: list[dict[str, Any]], next_cursor: str | None) -> JSONBody:

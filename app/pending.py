@@ -176,11 +176,17 @@ def send(dbapi: Any, statements: list[Statement]) -> Rows:
     """Send ``statements`` as one message on the unit's DBAPI connection (SQLAlchemy's face
     of psycopg's asyncio connection in a unit, or psycopg's own in tests and scripts) and
     return the rows of the last."""
+    return Rows(send_each(dbapi, statements)[-1])
+
+
+def send_each(dbapi: Any, statements: list[Statement]) -> list[list[Any]]:
+    """``send``, returning the rows of every statement, in order (none for a statement that
+    returns no rows)."""
     driver = getattr(dbapi, "_connection", dbapi)
     try:
         if isinstance(driver, psycopg.AsyncConnection):
-            return Rows(await_(_send_async(driver, statements)))
-        return Rows(_send_sync(driver, statements))
+            return await_(_send_async(driver, statements))
+        return _send_sync(driver, statements)
     except psycopg.errors.InvalidSqlStatementName:
         # Prepared statements gone without a rollback the hooks saw: ask the server again
         # next time rather than fail every unit on this connection.
@@ -188,7 +194,7 @@ def send(dbapi: Any, statements: list[Statement]) -> Rows:
         raise
 
 
-def _send_sync(driver: psycopg.Connection[Any], statements: list[Statement]) -> list[Any]:
+def _send_sync(driver: psycopg.Connection[Any], statements: list[Statement]) -> list[list[Any]]:
     with psycopg.ClientCursor(driver) as cursor:
         prepared = _PREPARED.get(driver)
         if prepared is None:
@@ -199,14 +205,15 @@ def _send_sync(driver: psycopg.Connection[Any], statements: list[Statement]) -> 
             cursor.execute("; ".join(missing.values()))
             prepared.update(missing)
         cursor.execute(message, values)
-        for _ in range(len(statements) - 1):
-            cursor.nextset()
-        return cursor.fetchall() if cursor.description is not None else []
+        results = [cursor.fetchall() if cursor.description is not None else []]
+        while cursor.nextset():
+            results.append(cursor.fetchall() if cursor.description is not None else [])
+        return results
 
 
 async def _send_async(
     driver: psycopg.AsyncConnection[Any], statements: list[Statement]
-) -> list[Any]:
+) -> list[list[Any]]:
     async with psycopg.AsyncClientCursor(driver) as cursor:
         prepared = _PREPARED.get(driver)
         if prepared is None:
@@ -217,6 +224,7 @@ async def _send_async(
             await cursor.execute("; ".join(missing.values()))
             prepared.update(missing)
         await cursor.execute(message, values)
-        for _ in range(len(statements) - 1):
-            cursor.nextset()
-        return await cursor.fetchall() if cursor.description is not None else []
+        results = [await cursor.fetchall() if cursor.description is not None else []]
+        while cursor.nextset():
+            results.append(await cursor.fetchall() if cursor.description is not None else [])
+        return results

@@ -77,6 +77,12 @@ class Prepared:
     def rows(
         self, raw: Raw, actor: Actor, params: dict[str, Any], variant: Hashable = None
     ) -> list[tuple[Any, ...]]:
+        return raw.all_compiled(*self.statement(raw, actor, params, variant))
+
+    def statement(
+        self, raw: Raw, actor: Actor, params: dict[str, Any], variant: Hashable = None
+    ) -> tuple[str, list[Any]]:
+        """The compiled SQL and its values, to run with others (``Raw.all_each``)."""
         compiled = self._compiled(raw.sqlite, actor, variant)
         values = []
         for slot in compiled.slots:
@@ -90,7 +96,7 @@ class Prepared:
             else:
                 value = slot[1]
             values.append(raw.param(value))
-        return raw.all_compiled(compiled.sql, values)
+        return compiled.sql, values
 
     def row(
         self, raw: Raw, actor: Actor, params: dict[str, Any], variant: Hashable = None

@@ -101,6 +101,12 @@ def _insert_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
     return f"INSERT INTO {table} ({names}) VALUES {values}"  # noqa: S608 (names from code)
 
 
+# For one message's statements (``Raw.all_each``): a message of several statements is one
+# transaction, which SET LOCAL lasts for; RESET ends it there in a unit's own transaction.
+_GENERIC_PLANS = "SET LOCAL plan_cache_mode = force_generic_plan"
+_DEFAULT_PLANS = "RESET plan_cache_mode"
+
+
 def _reraise(exc: Exception, sql: str, params: Any) -> NoReturn:
     """Raise a driver error as SQLAlchemy's, which the unit of work and the error handlers
     already turn into 409 / 422 answers; any other error as it is."""
@@ -252,6 +258,26 @@ class Raw:
         """The rows of SQL already compiled for this dialect (``app.prepared``)."""
         rows: list[tuple[Any, ...]] = self._execute(sql, params, compiled=True).fetchall()
         return rows
+
+    def all_each(
+        self, statements: Sequence[tuple[str, Sequence[Any]]], *, generic_plans: bool = False
+    ) -> list[list[tuple[Any, ...]]]:
+        """The rows of each of these statements compiled for this dialect, in order: on
+        PostgreSQL sent in one message (after what a write unit held, ``app.pending``),
+        where each would have been a round trip of its own; on SQLite one after another.
+
+        ``generic_plans``: PostgreSQL runs them on their generic plans (for statements whose
+        custom plan, made anew on every run, costs more than it saves)."""
+        if self.sqlite or not statements:
+            return [self.all_compiled(sql, params) for sql, params in statements]
+        held = self._pending.take() if self._pending else []
+        setting = [(_GENERIC_PLANS, ())] if generic_plans else []
+        reset = [(_DEFAULT_PLANS, ())] if generic_plans else []
+        try:
+            results = pending.send_each(self._dbapi, [*held, *setting, *statements, *reset])
+        except Exception as exc:
+            _reraise(exc, "; ".join(sql for sql, _ in statements), None)
+        return results[len(held) + len(setting) :][: len(statements)]
 
     # parameters ---------------------------------------------------------------------------
     def id(self, value: uuid.UUID | None) -> Any:

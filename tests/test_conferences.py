@@ -7,12 +7,14 @@ import uuid
 from datetime import datetime
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from app.config import Settings
 from app.models.agency import AgencyKind
 from app.models.audit import AuditEvent, AuditSubject
+from app.models.panel import PanelRole
 from app.permissions import Scope
 from app.security import Security
 from app.services.audit_chain import chain_key, seal_pending
@@ -354,6 +356,37 @@ def test_an_excluded_agency_does_not_see_the_case_on_the_agenda_or_in_minutes(
     minutes = ok(client.get(conf_url(conference, "/minutes"), headers=w.rep))
     assert [e["case_id"] for e in minutes["entries"]] == [kept["id"]]
     assert len(ok(client.get(conf_url(conference, "/minutes"), headers=w.idva_rep))["entries"]) == 2
+
+
+def test_the_agenda_follows_a_change_of_what_the_caller_may_see_between_two_reads(
+    client: TestClient, session: Session, security: Security
+) -> None:
+    """A caller's agenda is kept and shown again while nothing it shows has changed
+    (app.services.agenda_reads): a change of their role, or the agenda's publication,
+    plans it otherwise, and the next read shows what the change allows."""
+    w = world(session, security)
+    case = new_case(client, w)
+    conference = schedule(client, w)
+    list_case(client, w.coord, conference, case["id"])
+    url = conf_url(conference, "/listings")
+    user, coordinator = person_headers(session, security, w.council, w.panel, "coordinator")
+    managed = ok(client.get(url, headers=coordinator))
+    assert [i["case_id"] for i in managed["items"]] == [case["id"]]
+    assert managed["suggestions"] is not None
+    assert ok(client.get(url, headers=coordinator)) == managed  # as planned
+
+    # No longer the coordinator but a representative: shown nothing before publication.
+    session.execute(
+        update(PanelRole).where(col(PanelRole.user_id) == user.id).values(role="representative")
+    )
+    session.commit()
+    unpublished = ok(client.get(url, headers=coordinator))
+    assert unpublished["items"] == [] and unpublished["suggestions"] is None
+
+    ok(client.post(conf_url(conference, "/publish"), headers=w.coord))
+    published = ok(client.get(url, headers=coordinator))
+    assert [i["case_id"] for i in published["items"]] == [case["id"]]
+    assert published["suggestions"] is None
 
 
 def test_calendar_feeds_carry_the_meeting_and_nothing_personal(

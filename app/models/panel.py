@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, BigInteger, Column
 from sqlmodel import Field, SQLModel
 
 from app.models.base import created_at_field, forbid_nulls, id_field, timestamp_field
@@ -36,6 +36,14 @@ class Panel(SQLModel, table=True):
     version: int = Field(default=1)
     created_at: datetime = created_at_field()
     updated_at: datetime | None = timestamp_field()
+    # Changed by the database (triggers of migration 7c41e2a9b053) to a new random value
+    # whenever anything this panel's conference agendas show changes: a case, action,
+    # listing, conference, exclusion, membership or role of the panel, or the name of a
+    # case's subject. app.services.agenda_reads keeps an agenda it built as long as this
+    # stays what it was built at. Never shown, never written by the service.
+    agenda_token: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
 
 
 class PanelMember(SQLModel, table=True):

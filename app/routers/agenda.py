@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 from app.actor import Actor
 from app.deps import Caller, require
 from app.etags import etag
-from app.json_body import JSONBody
 from app.models.agenda import AgendaPublic
 from app.models.conference import AgendaOrder, ListingIn
 from app.openapi import READ_ONE, UPDATE, IdempotencyKey, IfMatch, created, problems
@@ -37,8 +36,8 @@ async def read_agenda(caller: Reader, conference_id: uuid.UUID) -> Response:
     coordinator and chair also get `suggestions`: open cases awaiting their first hearing or
     with overdue actions, not listed on an upcoming conference. Other members see the
     agenda once it is published."""
-    body = await caller(agenda.read_agenda, conference_id)
-    return JSONBody(body, headers={"ETag": etag(body["version"])})
+    body, version = await caller(agenda.read_agenda, conference_id)
+    return Response(body, media_type="application/json", headers={"ETag": etag(version)})
 
 
 def _list_once(

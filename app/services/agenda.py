@@ -4,7 +4,6 @@ for review; suggestions of what to list next; publishing it to the member agenci
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -41,10 +40,10 @@ from app.services.conferences import (
 EDITABLE = {ConferenceStatus.SCHEDULED.value, ConferenceStatus.IN_PROGRESS.value}
 
 
-def read_agenda(session: Session, actor: Actor, conference_id: uuid.UUID) -> dict[str, Any]:
+def read_agenda(session: Session, actor: Actor, conference_id: uuid.UUID) -> tuple[bytes, int]:
     """The agenda: to the panel's managers always, with suggestions; to other members once
-    it is published. As ``AgendaPublic`` writes it, for ``app.json_body``."""
-    return agenda_reads.agenda_body(session, actor, conference_id)
+    it is published. As ``AgendaPublic`` writes it, in JSON, and the conference's version."""
+    return agenda_reads.agenda_json(session, actor, conference_id)
 
 
 def add_listing(

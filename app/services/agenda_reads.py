@@ -12,13 +12,14 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Hashable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import BindParameter, and_, bindparam, exists, func, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
-from app import audit
+from app import audit, json_body
 from app.actor import Actor
 from app.audit import AuditAction
 from app.clock import today
@@ -27,7 +28,7 @@ from app.models.action import Action, ActionStatus
 from app.models.agenda import AgendaPublic, SuggestionReason
 from app.models.case import Case, CaseStatus
 from app.models.conference import UPCOMING, Conference, Listing
-from app.models.panel import MANAGING_ROLES
+from app.models.panel import MANAGING_ROLES, Panel
 from app.models.person import Person
 from app.policies import not_excluded, visible_cases, visible_conferences
 from app.prepared import Prepared, Query
@@ -53,8 +54,8 @@ _BOTH = _AWAITING + _OVERDUE
 
 
 def _build_conference(actor: Actor, _variant: Hashable) -> Query:
-    """The conference, if the caller may see it, with the caller's role on its panel (one
-    statement where two took two round trips on PostgreSQL)."""
+    """The conference, if the caller may see it, with the caller's role on its panel and the
+    panel's agenda token (one statement where three took three round trips on PostgreSQL)."""
     return select(
         col(Conference.id),
         col(Conference.panel_id),
@@ -62,6 +63,9 @@ def _build_conference(actor: Actor, _variant: Hashable) -> Query:
         col(Conference.agenda_published_at),
         col(Conference.version),
         role_query(actor, col(Conference.panel_id)).scalar_subquery(),
+        select(col(Panel.agenda_token))
+        .where(col(Panel.id) == col(Conference.panel_id))
+        .scalar_subquery(),
     ).where(col(Conference.id) == _CONFERENCE_ID, visible_conferences(actor))
 
 
@@ -168,14 +172,81 @@ _OUTSTANDING = Prepared(_build_outstanding)
 _SUGGESTIONS = Prepared(_build_suggestions)
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What of the agenda the caller is shown, as the conference's row decides."""
+
+    panel_id: Any
+    manages: bool  # the panel's coordinator or chair
+    items: bool  # the listings: to its managers always, to other members once published
+    suggests: bool  # to its managers while the conference is upcoming
+
+
+def _plan(actor: Actor, conference: tuple[Any, ...]) -> _Plan:
+    _, panel_id, status, published_at, _, role, _ = conference
+    # A role is a user's, held while their agency is a member (as panel_role_of says).
+    manages = actor.id is not None and actor.agency_id is not None and role in MANAGING_ROLES
+    return _Plan(
+        panel_id,
+        manages,
+        items=manages or published_at is not None,
+        suggests=manages and status in UPCOMING,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Built:
+    """An agenda as built for one caller, and what it was built from."""
+
+    # The conference's row (its panel's agenda token among its values) and the day.
+    stamp: tuple[Any, ...]
+    body: dict[str, Any]  # shared by every read that reuses it: never changed
+    json: bytes  # the body as the route sends it
+    subjects: list[tuple[str | None, str | None]]  # the audit event's, as its text writes them
+
+
+# The last agenda built for each caller and conference (at most _BUILT_KEPT). It is shown
+# again, without a statement more, while the conference's row and its panel's agenda token
+# read as they did when it was built, on the same day: the database changes the token
+# whenever anything an agenda of the panel shows changes (the triggers of migration
+# 7c41e2a9b053), in the transaction that changes it. Kept per caller, as who may see what
+# differs by caller; the read is audited, naming every case it shows, each time.
+_BUILT: dict[tuple[Any, ...], _Built] = {}
+_BUILT_KEPT = 256
+
+
+def _keep(key: tuple[Any, ...], built: _Built) -> None:
+    if len(_BUILT) >= _BUILT_KEPT and key not in _BUILT:
+        del _BUILT[next(iter(_BUILT))]
+    _BUILT[key] = built
+
+
+def _statements(
+    raw: Raw, actor: Actor, conference_id: uuid.UUID, plan: _Plan
+) -> list[tuple[str, list[Any]]]:
+    """The plan's statements: listings and their outstanding actions, then suggestions (of
+    cases awaiting a first hearing, then of cases heard with overdue actions)."""
+    out = []
+    if plan.items:
+        params: dict[str, Any] = {"conference_id": conference_id}
+        out += [
+            _LISTINGS.statement(raw, actor, params, plan.manages),
+            _OUTSTANDING.statement(raw, actor, params),
+        ]
+    if plan.suggests:
+        params = {"panel_id": plan.panel_id, "today": today()}
+        out += [
+            _SUGGESTIONS.statement(raw, actor, params, False),
+            _SUGGESTIONS.statement(raw, actor, params, True),
+        ]
+    return out
+
+
 def _listings(
-    raw: Raw, actor: Actor, conference_id: uuid.UUID, manages: bool
+    raw: Raw, conference_id: uuid.UUID, rows: list[tuple[Any, ...]], actions: list[tuple[Any, ...]]
 ) -> list[dict[str, Any]]:
-    params = {"conference_id": conference_id}
-    rows = _LISTINGS.rows(raw, actor, params, manages)
     outstanding: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     if rows:
-        actions = _OUTSTANDING.rows(raw, actor, params)
         for action, row in zip(action_lists.summaries(raw, actions, today()), actions, strict=True):
             outstanding[row[1]].append(action)
     return [
@@ -204,15 +275,11 @@ def _reasons(heard_at: Any, overdue: int) -> list[str]:
 
 
 def _suggestions(
-    raw: Raw, actor: Actor, panel_id: Any
+    raw: Raw, awaiting: list[tuple[Any, ...]], heard: list[tuple[Any, ...]]
 ) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]]]:
     """For the panel's managers: the cases to consider listing, oldest first, and their rows
     (for the audit event's subjects)."""
-    params = {"panel_id": panel_id, "today": today()}
-    rows = [
-        *_SUGGESTIONS.rows(raw, actor, params, False),
-        *_SUGGESTIONS.rows(raw, actor, params, True),
-    ]
+    rows = [*awaiting, *heard]
     rows.sort(key=lambda r: (r[5], r[0]))
     rows = rows[:SUGGESTIONS_SHOWN]
     out = [
@@ -236,32 +303,53 @@ def agenda_body(session: Session, actor: Actor, conference_id: uuid.UUID) -> dic
     naming every case it shows. A conference the caller may not see does not exist (404).
 
     As ``AgendaPublic`` writes it: plain dicts for ``app.json_body``, no model per row."""
+    return _agenda(session, actor, conference_id).body
+
+
+def agenda_json(session: Session, actor: Actor, conference_id: uuid.UUID) -> tuple[bytes, int]:
+    """``agenda_body`` as JSON (``app.json_body.dumps``), and the conference's version."""
+    built = _agenda(session, actor, conference_id)
+    return built.json, built.body["version"]
+
+
+def _agenda(session: Session, actor: Actor, conference_id: uuid.UUID) -> _Built:
     session.flush()  # a service that changed the agenda through the ORM reads it back here
     raw = Raw(session)
     conference = _CONFERENCE.row(raw, actor, {"conference_id": conference_id})
     if conference is None:
         raise NotFound("conference", conference_id)
-    _, panel_id, status, published_at, version, role = conference
-    # A role is a user's, held while their agency is a member (as panel_role_of says).
-    manages = actor.id is not None and actor.agency_id is not None and role in MANAGING_ROLES
-    items = (
-        _listings(raw, actor, conference_id, manages) if manages or published_at is not None else []
-    )
-    suggestions, suggested = (
-        _suggestions(raw, actor, panel_id) if manages and status in UPCOMING else (None, [])
-    )
+    key = (conference_id, actor.kind, actor.id, actor.agency_id, actor.roles, actor.scopes)
+    stamp = (*conference, today())
+    built = _BUILT.get(key)
+    if built is None or built.stamp != stamp:
+        built = _build(raw, actor, conference_id, conference, stamp)
+        _keep(key, built)
     audit.record(
         session,
         actor,
         AuditAction.AGENDA_READ,
         resource_type="conference",
         resource_id=conference_id,
-        subjects=[
-            *((item["case_id"], item["subject_person_id"]) for item in items),
-            *((s["case_id"], r[7]) for s, r in zip(suggestions or [], suggested, strict=True)),
-        ],
+        subjects=built.subjects,
     )
-    return {
+    return built
+
+
+def _build(
+    raw: Raw,
+    actor: Actor,
+    conference_id: uuid.UUID,
+    conference: tuple[Any, ...],
+    stamp: tuple[Any, ...],
+) -> _Built:
+    plan = _plan(actor, conference)
+    rest = iter(raw.all_each(_statements(raw, actor, conference_id, plan), generic_plans=True))
+    items = _listings(raw, conference_id, next(rest), next(rest)) if plan.items else []
+    suggestions, suggested = (
+        _suggestions(raw, next(rest), next(rest)) if plan.suggests else (None, [])
+    )
+    _, _, status, published_at, version, _, _ = conference
+    body = {
         "conference_id": conference_id,
         "status": status,
         "agenda_published_at": raw.to_json_timestamp(published_at),
@@ -269,6 +357,12 @@ def agenda_body(session: Session, actor: Actor, conference_id: uuid.UUID) -> dic
         "suggestions": suggestions,
         "version": version,
     }
+    shown = [
+        *((item["case_id"], item["subject_person_id"]) for item in items),
+        *((s["case_id"], r[7]) for s, r in zip(suggestions or [], suggested, strict=True)),
+    ]
+    subjects = [(raw.to_id_text(case), raw.to_id_text(person)) for case, person in shown]
+    return _Built(stamp, body, json_body.dumps(body), subjects)
 
 
 def agenda(session: Session, actor: Actor, conference_id: uuid.UUID) -> AgendaPublic:
