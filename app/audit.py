@@ -165,6 +165,7 @@ def record(
     changes: dict[str, Any] | None = None,
     detail: dict[str, Any] | None = None,
     subjects: Subjects | None = None,
+    subject_texts: list[list[str | None]] | None = None,
 ) -> None:
     """Append one audit event to the current transaction and queue it for sealing.
 
@@ -173,11 +174,15 @@ def record(
     request however many cases it showed, so a page of fifty costs the sealer one seal, not
     fifty. The sealer indexes them in ``audit_subject`` for the auditors' case and person
     filters (``app.services.audit_chain``), in batches, off the request's path.
+    ``subject_texts``: the same, already as the event's text writes them (``Raw.to_id_text``),
+    for a read that shows the same cases again and again.
     """
     raw = Raw(session)
     deferred: list[tuple[Any, ...]] | None = session.info.get(READ_UNIT)  # a read's unit
-    if subjects:
-        pairs = [[raw.to_id_text(c), raw.to_id_text(p)] for c, p in subjects]
+    if subjects and subject_texts is None:
+        subject_texts = [[raw.to_id_text(c), raw.to_id_text(p)] for c, p in subjects]
+    if subject_texts:
+        pairs = subject_texts
         detail = {**(detail or {}), "subjects": pairs}
         if len(pairs) == 1 and case_id is None and person_id is None:
             case_id, person_id = (None if v is None else uuid.UUID(v) for v in pairs[0])

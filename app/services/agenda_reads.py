@@ -202,7 +202,7 @@ class _Built:
     stamp: tuple[Any, ...]
     body: dict[str, Any]  # shared by every read that reuses it: never changed
     json: bytes  # the body as the route sends it
-    subjects: list[tuple[str | None, str | None]]  # the audit event's, as its text writes them
+    subjects: list[list[str | None]]  # the audit event's, as its text writes them
 
 
 # The last agenda built for each caller and conference (at most _BUILT_KEPT). It is shown
@@ -330,7 +330,7 @@ def _agenda(session: Session, actor: Actor, conference_id: uuid.UUID) -> _Built:
         AuditAction.AGENDA_READ,
         resource_type="conference",
         resource_id=conference_id,
-        subjects=built.subjects,
+        subject_texts=built.subjects,
     )
     return built
 
@@ -361,7 +361,7 @@ def _build(
         *((item["case_id"], item["subject_person_id"]) for item in items),
         *((s["case_id"], r[7]) for s, r in zip(suggestions or [], suggested, strict=True)),
     ]
-    subjects = [(raw.to_id_text(case), raw.to_id_text(person)) for case, person in shown]
+    subjects = [[raw.to_id_text(case), raw.to_id_text(person)] for case, person in shown]
     return _Built(stamp, body, json_body.dumps(body), subjects)
 
 

@@ -9,6 +9,7 @@ canonical content), keyed with a secret the database does not hold.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -31,7 +32,7 @@ from app.models.audit import (
     ChainBreak,
 )
 from app.models.base import utcnow
-from app.rawsql import Raw
+from app.rawsql import Raw, Remembered
 
 GENESIS = "0" * 64
 _PG_SEAL_LOCK = 0x5EA1_0001
@@ -231,6 +232,19 @@ def _subject_cases(detail: Any) -> set[str]:
     }
 
 
+def _stored_id(text: str, *, sqlite: bool) -> str:
+    """A sealed subject's case id as the uuid column stores it (32 hex digits on SQLite, as
+    given on PostgreSQL), or "" for anything that is no case id."""
+    if not _UUID_TEXT.match(text):
+        return ""
+    return text.replace("-", "") if sqlite else text
+
+
+# Most ids a batch indexes were indexed moments ago (the same agenda or page read again).
+_STORED_SQLITE = Remembered(functools.partial(_stored_id, sqlite=True))
+_STORED = Remembered(functools.partial(_stored_id, sqlite=False))
+
+
 def _index_subjects(raw: Raw, events: Sequence[tuple[int, Any]]) -> None:
     """Index the cases of the events' sealed ``detail["subjects"]`` in ``audit_subject``.
 
@@ -239,21 +253,20 @@ def _index_subjects(raw: Raw, events: Sequence[tuple[int, Any]]) -> None:
     driver, as the ids are already text. Anything that is no case id is left out, so
     ``verify_chain`` reports the event (its index no longer says what its sealed content
     says) instead of the sealer stopping on it. A batch holds a few thousand of them, on
-    SQLite on the event loop: the loop below is kept to a few operations an id.
+    SQLite on the event loop: the loop below is kept to a lookup an id.
     """
-    sqlite, valid = raw.sqlite, _UUID_TEXT.match
+    stored = _STORED_SQLITE if raw.sqlite else _STORED
     rows = [
-        # As the uuid column stores it: 32 hex digits on SQLite, as given on PostgreSQL.
-        (case_id.replace("-", "") if sqlite else case_id, event_id)
+        (case_id, event_id)
         for event_id, detail in events
-        for case_id in _subject_cases(detail)
-        if valid(case_id)
+        for named in _subject_cases(detail)
+        if (case_id := stored[named])
     ]
     if not rows:
         return
     # In key order: each page of the index is then visited once a batch, not once a row.
     rows.sort()
-    if sqlite:
+    if raw.sqlite:
         raw.run_many(_INSERT_SUBJECTS_SQLITE, rows)
     else:
         raw.run(_INSERT_SUBJECTS_PG, (orjson.dumps(rows).decode(),))
