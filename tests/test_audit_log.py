@@ -14,11 +14,18 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from app.config import Settings
 from app.models.agency import Agency
 from app.models.audit import AuditEvent, AuditSeal, AuditSubject, AuditUnsealed
-from app.services.audit_chain import chain_key, seal_next, seal_pending
+from app.services.audit_chain import (
+    _UUID_TEXT,
+    _subject_cases,
+    chain_key,
+    seal_next,
+    seal_pending,
+)
 from tests.builders import Principals
 
 
@@ -243,6 +250,50 @@ def test_an_unreadable_subject_list_is_sealed_and_reported_not_stuck_in_the_queu
     assert body["ok"] is False
     assert body["first_break"]["event_id"] == odd.id
     assert "index" in body["first_break"]["reason"]
+
+
+def test_the_sealer_indexes_exactly_the_case_ids_an_event_names(
+    session: Session, settings: Settings
+) -> None:
+    """The database indexes the subjects from the stored events; what it indexes is what
+    verify_chain expects from the events as read: each [case id, ...] pair's case id that is
+    a UUID's text, once, and nothing for anything else."""
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    details: list[object] = [
+        {"subjects": [[a, str(uuid.uuid4())], [b, None], [a, None]]},  # a twice: once
+        {"subjects": [[a.upper(), None], [a.replace("-", ""), None], ["x", None]]},
+        {"subjects": [[], [1, 2], [None, a], {"case": a}, a, [[a]]]},
+        {"subjects": a},
+        {"subjects": [[b]]},
+        {"other": [[a, None]]},
+        [[a, None]],
+        None,
+    ]
+    events = [
+        AuditEvent(actor_type="user", action="case.list", outcome="success", detail=d)
+        for d in details
+    ]
+    session.add_all(events)
+    session.flush()
+    session.add_all([AuditUnsealed(event_id=e.id) for e in events])
+    session.commit()
+    _seal(session, settings)
+    indexed = {
+        (str(case_id), event_id)
+        for case_id, event_id in session.execute(
+            select(AuditSubject.case_id, AuditSubject.event_id).where(
+                col(AuditSubject.event_id).in_([e.id for e in events])
+            )
+        )
+    }
+    expected = {
+        (case_id, event.id)
+        for event in events
+        for case_id in _subject_cases(event.detail)
+        if _UUID_TEXT.match(case_id)
+    }
+    assert indexed == expected
+    assert {event_id for _, event_id in expected} == {events[0].id, events[4].id}
 
 
 def test_a_batch_stops_at_its_budget_of_subjects_and_the_next_takes_the_rest(
