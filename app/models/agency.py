@@ -7,11 +7,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
 from sqlalchemy import String
 from sqlmodel import Field, SQLModel
 
 from app.models.base import created_at_field, forbid_nulls, id_field, timestamp_field
+from app.models.email import Email
 
 
 class AgencyKind(StrEnum):
@@ -49,7 +50,7 @@ class AgencyCreate(BaseModel):
     name: Name
     kind: AgencyKind
     short_name: ShortName | None = None
-    contact_email: EmailStr | None = None
+    contact_email: Email | None = None
 
 
 class AgencyUpdate(BaseModel):
@@ -58,7 +59,7 @@ class AgencyUpdate(BaseModel):
     name: Name | None = None
     kind: AgencyKind | None = None
     short_name: ShortName | None = None
-    contact_email: EmailStr | None = None
+    contact_email: Email | None = None
     is_active: bool | None = None
 
     @model_validator(mode="after")

@@ -6,12 +6,13 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints
 from pydantic import Field as PydField
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from app.models.base import created_at_field, id_field, timestamp_field
+from app.models.email import Email
 
 
 class Person(SQLModel, table=True):
@@ -83,7 +84,7 @@ class SafeContact(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     phone: Annotated[str, StringConstraints(max_length=32)] | None = None
-    email: EmailStr | None = None
+    email: Email | None = None
     safe_times: Annotated[str, StringConstraints(max_length=200)] | None = None
     notes: Annotated[str, StringConstraints(max_length=1000)] | None = None
 

@@ -7,12 +7,13 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints
 from pydantic import Field as PydField
 from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
 from app.models.base import UTCDateTime, created_at_field, id_field, timestamp_field
+from app.models.email import Email
 from app.models.person import PersonIn
 from app.panels.base import ConsentRecord
 
@@ -95,7 +96,7 @@ class ReferrerContact(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-    email: EmailStr | None = None
+    email: Email | None = None
     phone: Annotated[str, StringConstraints(max_length=32)] | None = None
 
 

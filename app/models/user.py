@@ -6,12 +6,13 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
 from pydantic import Field as PydField
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
 from app.models.base import created_at_field, forbid_nulls, id_field, timestamp_field
+from app.models.email import Email
 from app.permissions import Role
 
 
@@ -53,7 +54,7 @@ Password = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr
+    email: Email
     full_name: FullName
     agency_id: uuid.UUID
     password: Password
