@@ -8,7 +8,7 @@ import re
 import sqlite3
 import subprocess
 import timeit
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -52,6 +52,8 @@ class Result:
     app: Measurement | None = None
     audit_backlog: int | None = None
     error: str | None = None
+    # Each round's service / baseline throughput, in the order run (``--rounds``).
+    rounds: list[float] = field(default_factory=list)
 
     def ratio(self, field: str) -> float | None:
         if self.app is None or self.baseline is None:
@@ -96,13 +98,15 @@ def _verdict(met: bool | None) -> str:
 def ratios_table(results: list[Result]) -> str:
     rows = [
         "| Backend | Scenario | Throughput | p50 | p99 | Peak RSS | CPU/request "
-        "| Throughput target | Service p99 / p50 |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        "| Throughput target | Service p99 / p50 | Throughput, each round |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |",
     ]
     for r in results:
         title = BACKEND_TITLES.get(r.backend, r.backend)
         if r.error:
-            rows.append(f"| {title} | {r.scenario.name} | FAILED: {_one_line(r.error)} | | | | | |")
+            rows.append(
+                f"| {title} | {r.scenario.name} | FAILED: {_one_line(r.error)} | | | | | | |"
+            )
             continue
         target = "-" if r.target is None else f">= {r.target:.2f}x: {_verdict(r.throughput_met)}"
         tail = (
@@ -113,7 +117,8 @@ def ratios_table(results: list[Result]) -> str:
         rows.append(
             f"| {title} | {r.scenario.name} | {_x(r.ratio('rps'))} | {_x(r.ratio('p50_ms'))} "
             f"| {_x(r.ratio('p99_ms'))} | {_x(r.ratio('peak_rss_kib'))} "
-            f"| {_x(r.ratio('server_cpu_ms'))} | {target} | {tail} |"
+            f"| {_x(r.ratio('server_cpu_ms'))} | {target} | {tail} "
+            f"| {', '.join(_x(ratio) for ratio in r.rounds) or '-'} |"
         )
     return "\n".join(rows)
 

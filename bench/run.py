@@ -80,6 +80,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="SECONDS",
         help="before each run, wait up to this long for other processes to go quiet",
     )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run the baseline and the service N times each, alternately, and report the round "
+        "whose throughput ratio is the median (on a noisy machine, 3 or more)",
+    )
     p.add_argument("--check", action="store_true", help="exit 2 if any target is missed (for CI)")
     args = p.parse_args(argv)
     args.backends = [b for b in args.backends.split(",") if b]
@@ -178,18 +186,26 @@ class Bench:
             ("service", "app.asgi:app", args.app_port),
         )
         try:
-            for label, asgi_app, port in servers:
-                with Server(label, asgi_app, port, env, log) as srv:
-                    token = fixture.token(security, scenario.token)
-                    load = self.load(srv, scenario, token, fixture.ids)
-                    measurement = self.measure(srv, load, label)
-                    if label == "baseline":
-                        result.baseline = measurement
-                        continue
-                    result.app = measurement
-                    result.audit_backlog = unsealed_backlog(backend.url)
-                    if args.profile:
-                        self.profile(srv, load, backend, scenario)
+            pairs = []
+            for round_ in range(args.rounds):
+                if args.rounds > 1:
+                    print(f"    round {round_ + 1} of {args.rounds}", flush=True)
+                measured = {}
+                for label, asgi_app, port in servers:
+                    with Server(label, asgi_app, port, env, log) as srv:
+                        token = fixture.token(security, scenario.token)
+                        load = self.load(srv, scenario, token, fixture.ids)
+                        measured[label] = self.measure(srv, load, label)
+                        if label == "service":
+                            result.audit_backlog = unsealed_backlog(backend.url)
+                            if args.profile and round_ == args.rounds - 1:
+                                self.profile(srv, load, backend, scenario)
+                pairs.append((measured["baseline"], measured["service"]))
+            # Each round's ratio compares two runs made a minute apart; the median round's
+            # pair is reported, the others' ratios beside it.
+            result.rounds = [app.load.rps / base.load.rps for base, app in pairs]
+            median = sorted(range(len(pairs)), key=lambda i: result.rounds[i])[len(pairs) // 2]
+            result.baseline, result.app = pairs[median]
         except (LoadError, ServerError) as exc:
             result.error = str(exc)
             text = log.read_text(errors="replace") if log.exists() else "(no log)"
