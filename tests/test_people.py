@@ -316,6 +316,35 @@ def test_a_likely_duplicate_is_flagged_and_never_merged(
     )
 
 
+def test_someone_new_named_twice_in_one_referral_is_matched_against_themselves(
+    client: TestClient, session: Session, security: Security
+) -> None:
+    """The people of a referral are matched from lookups read with the panel, ahead of any
+    record it makes; once it makes one, a later entry that could find that record is looked
+    up again. With a date of birth the second entry is the first's record; without, the
+    second is a new record flagged against the first, as when they come in two referrals."""
+    w = world(session, security)
+    before = person_count(session)
+    born = {"given_name": "Sam", "family_name": "Twiceborn", "date_of_birth": "1991-01-01"}
+    body = dv_referral(w.panel.id, victim=born)
+    body["people"][1]["details"] = dict(born)  # type: ignore[index]
+    r = client.post("/api/v1/referrals", json=body, headers=w.coord)
+    assert r.status_code == 201, r.text
+    roles = people_of(client, w.coord, r.json()["id"])
+    assert roles["victim"] == roles["perpetrator"]
+    assert person_count(session) == before + 1
+
+    unborn = {"given_name": "Alex", "family_name": "Twicenamed", "postcode": "DA6 7AT"}
+    body = dv_referral(w.panel.id, victim=unborn)
+    body["people"][1]["details"] = dict(unborn)  # type: ignore[index]
+    r = client.post("/api/v1/referrals", json=body, headers=w.coord)
+    assert r.status_code == 201, r.text
+    assert r.json()["possible_duplicates"] == 1
+    roles = people_of(client, w.coord, r.json()["id"])
+    assert roles["victim"] != roles["perpetrator"]
+    assert person_count(session) == before + 3
+
+
 def test_an_agency_identifier_links_to_the_person_who_holds_it(
     client: TestClient, session: Session, security: Security
 ) -> None:

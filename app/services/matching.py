@@ -244,6 +244,17 @@ def candidates(
 ) -> list[tuple[Candidate, float, list[str]]]:
     """Scored candidates, best first; with ``visible_only``, only people the actor may see
     (``app.policies.visible_people``). One statement, through the driver."""
+    session.flush()  # people this unit created through the ORM are candidates too
+    raw = Raw(session)
+    statement = lookup(raw, actor, query, visible_only=visible_only)
+    return [] if statement is None else scored(raw, query, raw.all_compiled(*statement), limit)
+
+
+def lookup(
+    raw: Raw, actor: Actor, query: Query, *, visible_only: bool
+) -> tuple[str, list[Any]] | None:
+    """The statement whose rows ``scored`` scores, to send with others; none when the query
+    gives nothing to look people up by."""
     values = {
         "family": query.family,
         "given": query.given if query.family else None,
@@ -252,14 +263,29 @@ def candidates(
     }
     present = tuple(name for name, value in values.items() if value)
     if not set(present) & {"family", "born", "postcode"}:
-        return []
-    session.flush()  # people this unit created through the ORM are candidates too
-    raw = Raw(session)
-    found = [_candidate(raw, r) for r in _LOOKUP.rows(raw, actor, values, (present, visible_only))]
-    scored = [(p, *score(query, p)) for p in found]
-    scored = [row for row in scored if row[1] > 0]
-    scored.sort(key=lambda row: (-row[1], row[0].family_name, str(row[0].id)))
-    return scored[:limit]
+        return None
+    return _LOOKUP.statement(raw, actor, values, (present, visible_only))
+
+
+def scored(
+    raw: Raw, query: Query, rows: list[tuple[Any, ...]], limit: int = 20
+) -> list[tuple[Candidate, float, list[str]]]:
+    """The rows of ``lookup``'s statement as candidates with their scores, best first."""
+    found = [_candidate(raw, r) for r in rows]
+    ranked = [(p, *score(query, p)) for p in found]
+    ranked = [row for row in ranked if row[1] > 0]
+    ranked.sort(key=lambda row: (-row[1], row[0].family_name, str(row[0].id)))
+    return ranked[:limit]
+
+
+def may_find(query: Query, family_key: str, born: date | None, postcode_key: str | None) -> bool:
+    """Whether ``lookup`` for this query could find someone with these keys: it looks people
+    up by family name, date of birth or postcode (each of its narrower lookups needs one)."""
+    return bool(
+        (query.family and query.family == family_key)
+        or (query.date_of_birth and query.date_of_birth == born)
+        or (query.postcode and query.postcode == postcode_key)
+    )
 
 
 def _candidate(raw: Raw, r: tuple[Any, ...]) -> Candidate:

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -155,10 +156,35 @@ class Resolved:
     duplicates: int
 
 
+Rows = list[tuple[Any, ...]]
+
+
+def lookups(
+    raw: Raw, actor: Actor, entries: Sequence[tuple[uuid.UUID | None, PersonIn | None]]
+) -> list[tuple[int, tuple[str, list[Any]]]]:
+    """The matching statements of the entries described by details (and no agency
+    identifier, which is looked up first), by entry: to send with the unit's other reads,
+    and give their rows to ``resolve_all``."""
+    out = []
+    for i, (person_id, details) in enumerate(entries):
+        if person_id is None and details is not None and not details.agency_identifiers:
+            statement = matching.lookup(raw, actor, _query(details), visible_only=False)
+            if statement is not None:
+                out.append((i, statement))
+    return out
+
+
 def resolve_all(
-    session: Session, actor: Actor, entries: Sequence[tuple[uuid.UUID | None, PersonIn | None]]
+    session: Session,
+    actor: Actor,
+    entries: Sequence[tuple[uuid.UUID | None, PersonIn | None]],
+    looked_up: dict[int, Rows] | None = None,
 ) -> list[Resolved]:
     """The people of a referral, in order: ``resolve`` for each ``(person_id, details)``.
+
+    ``looked_up``: the rows of ``lookups``' statements, by entry, read with the unit's other
+    reads. Each stands for its entry's lookup until someone it could find is created here
+    (the same person described twice, say); after that the entry is looked up again.
 
     On PostgreSQL, everyone described with a date of birth (an identity that can match
     exactly) is first looked up without a lock. Someone already known is linked as found,
@@ -167,6 +193,7 @@ def resolve_all(
     one at a time. Only those not found are locked, all at once in a fixed order
     (``lock_identities``), and looked up again under the lock before a record is made.
     """
+    ahead = dict(looked_up or {})
     known: list[Resolved | None] = [None] * len(entries)
     if not Raw(session).sqlite:
         lockable = [
@@ -174,22 +201,41 @@ def resolve_all(
             for i, (person_id, details) in enumerate(entries)
             if person_id is None and details is not None and details.date_of_birth is not None
         ]
-        for i, details in lockable:
-            known[i] = _lookup(session, actor, details)[0]
-        lock_identities(session, [details for i, details in lockable if known[i] is None])
-    return [
-        found if found is not None else resolve(session, actor, person_id, details)
-        for found, (person_id, details) in zip(known, entries, strict=True)
-    ]
+        for i, described in lockable:
+            known[i] = _lookup(session, actor, described, ahead.pop(i, None))[0]
+        lock_identities(session, [described for i, described in lockable if known[i] is None])
+    out = []
+    for i, (found, (person_id, details)) in enumerate(zip(known, entries, strict=True)):
+        if found is None:
+            found = resolve(session, actor, person_id, details, ahead.pop(i, None))
+            if found.created and details is not None:
+                created = (
+                    matching.name_key(details.family_name),
+                    details.date_of_birth,
+                    matching.postcode_key(details.postcode),
+                )
+                for j, (_, later) in enumerate(entries):
+                    if (
+                        j in ahead
+                        and later is not None
+                        and matching.may_find(_query(later), *created)
+                    ):
+                        del ahead[j]
+        out.append(found)
+    return out
 
 
 def resolve(
-    session: Session, actor: Actor, person_id: uuid.UUID | None, details: PersonIn | None
+    session: Session,
+    actor: Actor,
+    person_id: uuid.UUID | None,
+    details: PersonIn | None,
+    looked_up: Rows | None = None,
 ) -> Resolved:
     """The person a referral is about: a given id, an exact match, or a new record.
 
     A new record that looks like someone already known is flagged as a possible duplicate,
-    never merged.
+    never merged. ``looked_up``: the rows of the details' matching statement, if read already.
     """
     if person_id is not None:
         person = session.scalars(
@@ -200,7 +246,7 @@ def resolve(
         return Resolved(person.id, created=False, duplicates=0)
     if details is None:
         raise Invalid("each person needs either person_id or details")
-    known, found = _lookup(session, actor, details)
+    known, found = _lookup(session, actor, details, looked_up)
     if known is not None:
         return known
     person_id = _create(session, actor, details)
@@ -223,21 +269,29 @@ def resolve(
     return Resolved(person_id, created=True, duplicates=len(likely))
 
 
-def _lookup(
-    session: Session, actor: Actor, details: PersonIn
-) -> tuple[Resolved | None, list[tuple[matching.Candidate, float, list[str]]]]:
-    """The person these details name, by an agency identifier or as the one exact match
-    (family name, first name, date of birth), if any; and the candidates found by matching."""
-    by_identifier = _by_identifier(session, details)
-    if by_identifier is not None:
-        return Resolved(by_identifier.id, created=False, duplicates=0), []
-    query = matching.Query(
+def _query(details: PersonIn) -> matching.Query:
+    return matching.Query(
         family=matching.name_key(details.family_name),
         given=matching.given_key(details.given_name),
         date_of_birth=details.date_of_birth,
         postcode=matching.postcode_key(details.postcode),
     )
-    found = matching.candidates(session, actor, query, visible_only=False)
+
+
+def _lookup(
+    session: Session, actor: Actor, details: PersonIn, looked_up: Rows | None = None
+) -> tuple[Resolved | None, list[tuple[matching.Candidate, float, list[str]]]]:
+    """The person these details name, by an agency identifier or as the one exact match
+    (family name, first name, date of birth), if any; and the candidates found by matching
+    (from ``looked_up``, the rows of its statement, when read already)."""
+    by_identifier = _by_identifier(session, details)
+    if by_identifier is not None:
+        return Resolved(by_identifier.id, created=False, duplicates=0), []
+    query = _query(details)
+    if looked_up is None:
+        found = matching.candidates(session, actor, query, visible_only=False)
+    else:
+        found = matching.scored(Raw(session), query, looked_up)
     exact = [
         p
         for p, _, why in found

@@ -132,11 +132,11 @@ _REPEAT_OF = Prepared(_build_repeat_of)
 
 
 def _referring_panel(
-    raw: Raw, actor: Actor, panel_id: uuid.UUID
+    raw: Raw, actor: Actor, panel_id: uuid.UUID, found: list[tuple[Any, ...]]
 ) -> tuple[PanelType, PanelConfig, bool]:
     """The type and configuration of the active panel the actor's agency may refer to, and
-    whether the actor runs it."""
-    panel = _PANEL.row(raw, actor, {"panel_id": panel_id})
+    whether the actor runs it, from ``_PANEL``'s rows."""
+    panel = found[0] if found else None
     if panel is None or not panel[0]:
         raise Invalid("panel_id does not name an active panel")
     if not panel[3]:
@@ -167,7 +167,13 @@ def submit(session: Session, actor: Actor, data: ReferralCreate) -> ReferralPubl
     """Validate against the panel type, match the people, flag repeats, and record it."""
     raw = Raw(session)
     panel_id = data.panel_id
-    panel_type, config, runs_panel = _referring_panel(raw, actor, panel_id)
+    entries = [(p.person_id, p.details) for p in data.people]
+    # The panel and the people's matching, read together: one message on PostgreSQL.
+    ahead = people.lookups(raw, actor, entries)
+    panel, *rows = raw.all_each(
+        [_PANEL.statement(raw, actor, {"panel_id": panel_id}), *(s for _, s in ahead)]
+    )
+    panel_type, config, runs_panel = _referring_panel(raw, actor, panel_id, panel)
     form = _validated_form(panel_type, data.form)
     assessment = _assess(panel_type, form, config)
     subject_role = panel_type.person_roles[0]
@@ -187,7 +193,8 @@ def submit(session: Session, actor: Actor, data: ReferralCreate) -> ReferralPubl
     subject_is_new = False
     duplicates = 0
     linked: dict[tuple[uuid.UUID, str], None] = {}
-    everyone = people.resolve_all(session, actor, [(p.person_id, p.details) for p in data.people])
+    looked_up = {i: found for (i, _), found in zip(ahead, rows, strict=True)}
+    everyone = people.resolve_all(session, actor, entries, looked_up)
     for entry, resolved in zip(data.people, everyone, strict=True):
         duplicates += resolved.duplicates
         if (resolved.person_id, entry.role) in linked:
