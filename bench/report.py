@@ -87,6 +87,19 @@ class Result:
         return self.error is None and self.throughput_met is not False and bool(self.tail_met)
 
 
+def median_round(runs: list[Result]) -> Result:
+    """One scenario's rounds as one result: the round whose throughput ratio is the median
+    (its baseline and service runs were made a minute apart, on the same data), with every
+    round's ratio beside it. A failed round is reported as the failure."""
+    failed = [r for r in runs if r.error or r.ratio("rps") is None]
+    if failed:
+        return failed[0]
+    ratios = [r.ratio("rps") or 0.0 for r in runs]
+    chosen = runs[sorted(range(len(runs)), key=lambda i: ratios[i])[len(runs) // 2]]
+    chosen.rounds = ratios if len(runs) > 1 else []
+    return chosen
+
+
 def _x(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
