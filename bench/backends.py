@@ -69,20 +69,28 @@ def postgresql_backend(admin_url: str, database: str) -> Backend:
 
 
 def migrate(url: str, env: dict[str, str]) -> None:
-    """`panels migrate` against ``url``, as an operator would run it.
+    """`panels migrate` against ``url``, as an operator would run it."""
+    _panels("migrate", url, env)
 
-    Runs the `panels` entry point from this checkout (``app.cli``), so the schema always
-    matches the code under test, whichever tree the editable install points at.
-    """
+
+def seal_backlog(url: str, env: dict[str, str]) -> None:
+    """`panels audit-seal` against ``url``: the audit events a previous run left queued are
+    sealed before the next run, so that its server's sealer is not measured doing them."""
+    _panels("audit-seal", url, env)
+
+
+def _panels(command: str, url: str, env: dict[str, str]) -> None:
+    """Runs the `panels` entry point from this checkout (``app.cli``), so the schema always
+    matches the code under test, whichever tree the editable install points at."""
     proc = subprocess.run(
-        [sys.executable, "-c", "from app.cli import app; app()", "migrate"],
+        [sys.executable, "-c", "from app.cli import app; app()", command],
         cwd=ROOT,
         env={**env, "PANELS_DATABASE_URL": url},
         capture_output=True,
         text=True,
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"panels migrate failed:\n{proc.stdout}\n{proc.stderr}")
+        raise RuntimeError(f"panels {command} failed:\n{proc.stdout}\n{proc.stderr}")
 
 
 def unsealed_backlog(url: str) -> int:

@@ -28,6 +28,7 @@ from .backends import (
     BackendUnavailable,
     migrate,
     postgresql_backend,
+    seal_backlog,
     sqlite_backend,
     unsealed_backlog,
 )
@@ -192,6 +193,7 @@ class Bench:
             ("service", "app.asgi:app", args.app_port),
         )
         try:
+            seal_backlog(backend.url, env)
             for label, asgi_app, port in servers:
                 with Server(label, asgi_app, port, env, log) as srv:
                     token = fixture.token(security, scenario.token)
@@ -302,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.connections} connections, {args.warmup:g} s warm-up then {args.duration:g} s "
             f"measured per run, each server a fresh `uvicorn --workers 1 --loop uvloop "
             f"--http httptools` process",
+            "before each scenario the audit events earlier scenarios left queued are sealed "
+            "(`panels audit-seal`); what a run leaves is its 'Audit queue after'",
             *([f"{bench.cases:,} cases seeded on the DV MARAC (`--cases`)"] if bench.cases else []),
             *(
                 [
