@@ -71,13 +71,11 @@ def _parse_timestamp(value: str) -> datetime:
     return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
-class Remembered(dict[str, Any]):
-    """Text written out once and remembered, as ``write`` writes it: SQLite's ids and
-    timestamps as the busiest reads write them, and the audit sealer's case ids as SQLite
-    stores them. Those are the same values request after request (a panel's cases, its
-    actions, its agencies), and a lookup costs a tenth of writing one out again (measured:
-    10 against 120 µs for the 300 ids of a page of actions). Bounded: when full, it starts
-    again."""
+class _Remembered(dict[str, Any]):
+    """SQLite's ids and timestamps (text) as the busiest reads write them, remembered: those
+    reads write the same values request after request (a panel's cases, its actions, its
+    agencies), and a lookup costs a tenth of writing one out again (measured: 10 against
+    120 µs for the 300 ids of a page of actions). Bounded: when full, it starts again."""
 
     __slots__ = ("_write",)
     LIMIT = 32_768
@@ -94,8 +92,8 @@ class Remembered(dict[str, Any]):
         return written
 
 
-_CANONICAL = Remembered(_canonical_id)
-_TIMESTAMPS = Remembered(_json_timestamp)
+_CANONICAL = _Remembered(_canonical_id)
+_TIMESTAMPS = _Remembered(_json_timestamp)
 
 
 @functools.cache
