@@ -278,13 +278,14 @@ def scored(
     return ranked[:limit]
 
 
-def may_find(query: Query, family_key: str, born: date | None, postcode_key: str | None) -> bool:
-    """Whether ``lookup`` for this query could find someone with these keys: it looks people
-    up by family name, date of birth or postcode (each of its narrower lookups needs one)."""
+def may_find(query: Query, person: Query) -> bool:
+    """Whether ``lookup`` for ``query`` could find someone recorded with ``person``'s keys: it
+    looks people up by family name, date of birth or postcode (each narrower lookup needs
+    one of them)."""
     return bool(
-        (query.family and query.family == family_key)
-        or (query.date_of_birth and query.date_of_birth == born)
-        or (query.postcode and query.postcode == postcode_key)
+        (query.family and query.family == person.family)
+        or (query.date_of_birth and query.date_of_birth == person.date_of_birth)
+        or (query.postcode and query.postcode == person.postcode)
     )
 
 

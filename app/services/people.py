@@ -209,17 +209,10 @@ def resolve_all(
         if found is None:
             found = resolve(session, actor, person_id, details, ahead.pop(i, None))
             if found.created and details is not None:
-                created = (
-                    matching.name_key(details.family_name),
-                    details.date_of_birth,
-                    matching.postcode_key(details.postcode),
-                )
-                for j, (_, later) in enumerate(entries):
-                    if (
-                        j in ahead
-                        and later is not None
-                        and matching.may_find(_query(later), *created)
-                    ):
+                created = _query(details)
+                for j in list(ahead):
+                    later = entries[j][1]
+                    if later is not None and matching.may_find(_query(later), created):
                         del ahead[j]
         out.append(found)
     return out
