@@ -32,6 +32,10 @@ PANELS_OF = {
     "case_exclusion": "SELECT panel_id FROM case_record WHERE id = {row}.case_id",
     "person": "SELECT panel_id FROM case_record WHERE subject_person_id = {row}.id",
 }
+# A new person is nobody's subject yet: only a change to a person's row can show.
+VERBS = {table: ("INSERT", "UPDATE", "DELETE") for table in PANELS_OF} | {
+    "person": ("UPDATE", "DELETE")
+}
 # The panel's own row: its type decides who may see it (a Channel panel is isolated).
 PANEL_COLUMNS = "panel_type, is_active"
 RANDOM = {"sqlite": "random()", "postgresql": "(random() * 9007199254740991)::bigint"}
@@ -44,7 +48,9 @@ def _bump(dialect: str, panels: str) -> str:
 def _sqlite_triggers() -> None:
     for table, panels in PANELS_OF.items():
         new, old = panels.format(row="NEW"), panels.format(row="OLD")
-        for verb, which in (("INSERT", new), ("UPDATE", f"{new} UNION {old}"), ("DELETE", old)):
+        which_panels = {"INSERT": new, "UPDATE": f"{new} UNION {old}", "DELETE": old}
+        for verb in VERBS[table]:
+            which = which_panels[verb]
             op.execute(
                 f"CREATE TRIGGER agenda_changed_{table}_{verb.lower()} AFTER {verb} ON {table} "
                 f"BEGIN {_bump('sqlite', which)}; END"
@@ -72,7 +78,7 @@ def _postgresql_triggers() -> None:
             "END $$"
         )
         op.execute(
-            f"CREATE TRIGGER agenda_changed AFTER INSERT OR UPDATE OR DELETE ON {table} "
+            f"CREATE TRIGGER agenda_changed AFTER {' OR '.join(VERBS[table])} ON {table} "
             f"FOR EACH ROW EXECUTE FUNCTION agenda_changed_{table}()"
         )
     op.execute(
@@ -102,9 +108,9 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER agenda_changed ON {table}")
             op.execute(f"DROP FUNCTION agenda_changed_{table}()")
     else:
-        for table in PANELS_OF:
-            for verb in ("insert", "update", "delete"):
-                op.execute(f"DROP TRIGGER agenda_changed_{table}_{verb}")
+        for table, verbs in VERBS.items():
+            for verb in verbs:
+                op.execute(f"DROP TRIGGER agenda_changed_{table}_{verb.lower()}")
         op.execute("DROP TRIGGER agenda_changed_panel_update")
     with op.batch_alter_table("panel", schema=None) as batch_op:
         batch_op.drop_column("agenda_token")
