@@ -18,13 +18,22 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from app.actor import Actor, ActorKind
 from app.errors import transient
 from app.models.agency import AgencyKind
 from app.models.person import Person, PersonDuplicate
 from app.models.referral import Referral
 from app.permissions import Role, Scope
+from app.rawsql import Raw
 from app.security import Security
-from app.services.matching import given_key, identity_lock_key, name_key
+from app.services.matching import (
+    Query,
+    given_key,
+    identity_lock_key,
+    lookup,
+    name_key,
+    scored,
+)
 from tests.builders import (
     bearer,
     client_token,
@@ -642,3 +651,63 @@ def test_the_identity_lock_key_is_stable_and_fits_a_postgresql_bigint() -> None:
     assert key == identity_lock_key("roe", "john", date(1988, 2, 2))
     assert key != identity_lock_key("roe", "john", date(1988, 2, 3))
     assert -(2**63) <= key < 2**63
+
+
+def _plan(session: Session, sql: str, params: list[Any], sqlite_: bool) -> str:
+    if sqlite_:
+        rows = session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + sql, tuple(params))
+        return "\n".join(str(r[3]) for r in rows)
+    rows = session.connection().exec_driver_sql("EXPLAIN " + sql, tuple(params))
+    return "\n".join(str(r[0]) for r in rows)
+
+
+def test_every_matching_lookup_reads_people_through_an_index(
+    session: Session, engine: Engine
+) -> None:
+    """Matching must cost the same with a million people recorded as with ten: each of its
+    lookups reads person through an index, whatever the planner's statistics say.
+
+    The lookups used to be gathered as ``person.id IN (...)``; on SQLite, with statistics
+    gathered while there were few people (as a new partnership's first ``ANALYZE`` has them),
+    that plan scanned every person for every lookup, and a referral's cost grew with every
+    person recorded. Here the statistics are gathered over five people. On PostgreSQL, which
+    reads a small table whole whatever its indexes, sequential scans are discouraged instead,
+    so that the plan shows whether an index can serve each lookup at all."""
+    sqlite_ = engine.dialect.name == "sqlite"
+    for i in range(5):
+        session.add(
+            Person(
+                given_name="Jane",
+                family_name=f"Doe{'x' * i}",
+                date_of_birth=date(1990, 4, 1 + i),
+                postcode=f"DA{i} 1AA",
+                family_key=name_key(f"Doe{'x' * i}"),
+                given_key="jane",
+                postcode_key=f"DA{i}1AA",
+            )
+        )
+    session.flush()
+    session.execute(text("ANALYZE"))
+    if not sqlite_:
+        session.execute(text("SET LOCAL enable_seqscan = off"))
+    raw = Raw(session)
+    actor = Actor(kind=ActorKind.USER, id=uuid.uuid4(), agency_id=uuid.uuid4())
+    queries = [
+        Query("doe", None, None, None),
+        Query("doe", "jane", None, None),
+        Query(None, None, date(1990, 4, 1), None),
+        Query(None, None, None, "DA01AA"),
+        Query("doe", "jane", date(1990, 4, 1), None),
+        Query("doe", "jane", date(1990, 4, 1), "DA01AA"),
+    ]
+    for query in queries:
+        statement = lookup(raw, actor, query, visible_only=False)
+        assert statement is not None
+        plan = _plan(session, *statement, sqlite_)
+        assert "person" in plan, plan
+        if sqlite_:
+            assert "SCAN person" not in plan, (query, plan)
+        else:
+            assert "Seq Scan on person" not in plan, (query, plan)
+        found = scored(raw, query, raw.all_compiled(*statement))
+        assert [c.family_name for c, _, _ in found][:1] == ["Doe"], query
