@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from app.actor import Actor
 from app.models.base import utcnow
 from app.rawsql import READ_UNIT, Raw
-from app.services.principals import PROOF, PrincipalUnconfirmed, Proof
+from app.services.principals import PROOF, PrincipalUnconfirmed, Proof, confirm_sql
 
 
 class AuditAction(StrEnum):
@@ -230,6 +230,12 @@ def write_deferred(session: Session) -> None:
     """
     pending: list[tuple[Any, ...]] | None = session.info.get(READ_UNIT)
     proof: Proof | None = session.info.pop(PROOF, None)
+    if pending is None:
+        # A write unit: its events are written already. Started from a remembered actor, it
+        # confirms it with its COMMIT (app.services.principals).
+        if proof is not None:
+            Raw(session).later(confirm_sql(proof), proof.params)
+        return
     if not pending:
         if proof is not None:
             raise PrincipalUnconfirmed  # every read records its event; none is no proof

@@ -39,7 +39,7 @@ from app.config import Settings
 from app.group_commit import GroupCommit
 from app.pending import PENDING, Pending
 from app.rawsql import READ_UNIT, ReadUnitWrite, send_held
-from app.services.principals import Principals
+from app.services.principals import Principals, PrincipalUnconfirmed, unconfirmed
 
 T = TypeVar("T")
 
@@ -242,7 +242,12 @@ class Database:
     def commit(self, connection: Connection, transaction: UnitTransaction) -> None:
         """Commit the unit: what it held goes with its ``COMMIT`` when it owns its transaction
         (one message), otherwise just before it."""
-        send_held(connection, commit=True)
+        try:
+            send_held(connection, commit=True)
+        except Exception as exc:  # the driver's error, or SQLAlchemy's around it
+            if unconfirmed(exc):  # the unit's remembered actor no longer holds
+                raise PrincipalUnconfirmed from exc
+            raise
         transaction.commit()
 
     def rollback(self, connection: Connection, transaction: UnitTransaction) -> None:

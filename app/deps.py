@@ -202,10 +202,10 @@ class Caller(UnitOfWork):
         self.claims = claims
         self.permission = permission
         self.mfa_roles = frozenset(self.settings.mfa_required_roles)
-        # A read on a database server may start from the actor the principal gave a moment
-        # ago, confirmed with its audit event (app.services.principals).
+        # On a database server a unit may start from the actor the principal gave a moment
+        # ago, confirmed before it commits (app.services.principals).
         self.principals = self.db.principals
-        self.remembered = self.read and self.principals is not None
+        self.remembered = self.principals is not None
 
     def refusal_detail(self) -> dict[str, Any]:
         return {"route": self.route, "permission": self.permission.value}

@@ -9,16 +9,21 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.actor import Actor, ActorKind
 from app.db import Database
+from app.models.audit import AuditEvent
+from app.models.referral import Referral
+from app.models.user import User
 from app.permissions import Role
 from app.rawsql import Raw
 from app.security import AccessClaims, Security
 from app.services.principals import Principals, Proof
+from tests.builders import PASSWORD, dv_referral, make_agency
 from tests.conferencing import new_case
-from tests.test_referrals import World, events, person_headers, world
+from tests.test_referrals import World, events, person_headers, submit, world
 
 
 def _statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -141,3 +146,93 @@ def test_the_remembered_actors_are_bounded() -> None:
     renewed = AccessClaims("user", claims[1].subject_id, jti="j", issued_at=0, scope="", epoch=1)
     principals.put(claims[1], Actor(kind=ActorKind.USER), proof)
     assert principals.get(renewed) is None
+
+
+# Writes ----------------------------------------------------------------------------------------
+def _referrals(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(Referral)) or 0)
+
+
+def _lookups(sent: list[str]) -> int:
+    """How many of these statements looked a user up afresh (not a proof)."""
+    return sum("FROM user_account u JOIN agency a" in s and "1 FROM" not in s for s in sent)
+
+
+def test_a_remembered_write_looks_its_principal_up_no_more_on_a_database_server(
+    client: TestClient, session: Session, security: Security, db: Database, monkeypatch: Any
+) -> None:
+    """The second referral of a referrer starts from the actor the first gave, and is
+    confirmed with its COMMIT: one statement (a message) fewer. On SQLite every unit looks its
+    principal up (it costs no message there)."""
+    w = world(session, security)
+    sent = _statements(monkeypatch)
+    submit(client, w.ref, dv_referral(w.panel.id))
+    assert _lookups(sent) == 1
+    sent.clear()
+    second = submit(client, w.ref, dv_referral(w.panel.id))
+    assert _lookups(sent) == (1 if db.dialect == "sqlite" else 0), sent
+    assert events(session, "referral.submit", second["id"])[-1].actor_id == w.referrer.id
+
+
+def test_a_user_disabled_after_a_write_is_refused_on_the_next_and_nothing_is_kept(
+    client: TestClient, session: Session, security: Security
+) -> None:
+    w = world(session, security)
+    submit(client, w.ref, dv_referral(w.panel.id))  # remembered on a database server
+    before = _referrals(session)
+    w.referrer.is_active = False
+    session.commit()
+    r = client.post("/api/v1/referrals", json=dv_referral(w.panel.id), headers=w.ref)
+    assert r.status_code == 401, r.text
+    assert _referrals(session) == before
+
+
+def test_a_referrer_made_an_auditor_after_a_write_is_refused_on_the_next_and_nothing_is_kept(
+    client: TestClient, session: Session, security: Security
+) -> None:
+    """The remembered actor would pass the permission check; the fresh one does not (an
+    auditor may not refer). Nothing the first run wrote is kept, and the refusal is audited
+    as the fresh lookup's."""
+    w = world(session, security)
+    submit(client, w.ref, dv_referral(w.panel.id))
+    before = _referrals(session)
+    w.referrer.roles = [Role.AUDITOR.value]
+    session.commit()
+    r = client.post("/api/v1/referrals", json=dv_referral(w.panel.id), headers=w.ref)
+    assert r.status_code == 403, r.text
+    assert _referrals(session) == before
+    refused = session.scalars(
+        select(AuditEvent).where(
+            AuditEvent.action == "access.refused",  # type: ignore[arg-type]
+            AuditEvent.actor_id == w.referrer.id,  # type: ignore[arg-type]
+        )
+    ).all()
+    assert len(refused) == 1 and (refused[0].detail or {}).get("status") == 403
+
+
+def test_a_write_that_changes_its_own_principal_is_done_once(
+    client: TestClient, session: Session, security: Security
+) -> None:
+    """Changing one's password changes the row the remembered actor's proof reads: on a
+    database server that unit is run again from a fresh lookup, and must still be done once,
+    with one audit event, as on SQLite."""
+    user, headers = person_headers(session, security, make_agency(session, "Agency P"))
+    assert client.get("/api/v1/me", headers=headers).status_code == 200  # remembered
+    new = "a-brand-new-long-passphrase"
+    r = client.post(
+        "/api/v1/me/password",
+        json={"current_password": PASSWORD, "new_password": new},
+        headers=headers,
+    )
+    assert r.status_code == 204, r.text
+    session.expire_all()
+    changed = session.scalars(
+        select(AuditEvent).where(
+            AuditEvent.action == "self.password_change",  # type: ignore[arg-type]
+            AuditEvent.actor_id == user.id,  # type: ignore[arg-type]
+        )
+    ).all()
+    assert len(changed) == 1
+    stored = session.get(User, user.id)
+    assert stored is not None and security.verify_secret(new, stored.password_hash)
+    assert client.get("/api/v1/me", headers=headers).status_code == 401  # sessions ended

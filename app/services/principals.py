@@ -3,11 +3,19 @@
 Runs at the start of every authenticated unit of work, in its transaction, so deactivating a
 user, a client or their agency stops their tokens on the very next request.
 
-On a database server, a read may instead start from the actor its token's principal gave a
-moment ago (``Principals``) and confirm it in the statement that writes its audit event
-(``app.audit.write_deferred``): the principal's row must still read as it did, or the event
-is not written, the result is dropped and the read runs again from a fresh lookup. Nothing
-is answered that a fresh lookup would have refused, and a read sends one message fewer.
+On a database server, a unit may instead start from the actor its token's principal gave a
+moment ago (``Principals``) and confirm it before it commits: the principal's row must still
+read as it did, or nothing the unit did is kept, its result is dropped and it runs again from
+a fresh lookup. Nothing is answered that a fresh lookup would have refused, and the unit sends
+one message fewer.
+
+- A read confirms it in the statement that writes its audit event
+  (``app.audit.write_deferred``): no row, no event, and the read runs again.
+- A write confirms it in the message that carries its ``COMMIT`` (``confirm_sql``): when the
+  row no longer reads as it did, the statement fails, the server rolls the whole transaction
+  back, ``COMMIT`` included, and the write runs again. It is checked after the unit's own
+  changes, so a write that changes its own principal (a new password, a second factor) is
+  run again from a fresh lookup too.
 """
 
 from __future__ import annotations
@@ -33,8 +41,27 @@ PROOF = "panels.principal_proof"
 
 
 class PrincipalUnconfirmed(Exception):
-    """A read that started from a remembered actor could not confirm it: run it again from a
+    """A unit that started from a remembered actor could not confirm it: run it again from a
     fresh lookup of the principal."""
+
+
+# What a write's confirmation fails with: PostgreSQL checks the cast only when the row is
+# gone, and no other statement of the service casts this text.
+_UNCONFIRMED = "principal-unconfirmed"
+
+
+def confirm_sql(proof: Proof) -> str:
+    """A statement that fails, aborting the transaction it runs in, unless ``proof`` finds
+    its row (for a write, sent with the unit's ``COMMIT``)."""
+    return (
+        f"SELECT CAST(CASE WHEN EXISTS ({proof.sql}) THEN '1'"
+        f" ELSE '{_UNCONFIRMED}' END AS integer)"
+    )
+
+
+def unconfirmed(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write's confirmation failing (``confirm_sql``)."""
+    return _UNCONFIRMED in str(getattr(exc, "orig", None) or exc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +160,7 @@ def _load_client(session: Session, claims: AccessClaims, meta: RequestMeta) -> t
 
 class Principals:
     """The actors recent tokens' principals gave, with their proofs, by principal, token
-    epoch and scope: only ever a starting point, confirmed by the read that uses one."""
+    epoch and scope: only ever a starting point, confirmed by the unit that uses one."""
 
     def __init__(self, size: int = 10_000) -> None:
         self._size = size
