@@ -33,8 +33,10 @@ from app.models.case import Case, CasePerson, CaseStatus
 from app.models.conference import Conference, Listing
 from app.models.panel import Panel, PanelMember
 from app.models.person import Person
+from app.models.referral import Decision, Referral, ReferralPerson, ReferralStatus
 from app.models.user import User
 from app.security import Security
+from bench.scenarios import dv_referral
 
 
 @dataclass(frozen=True)
@@ -145,8 +147,14 @@ def _letters(i: int) -> str:
 
 def seed_cases(settings: Settings, db: Database, fixture: Fixture) -> None:
     """``fixture.cases`` open cases on the demo DV MARAC, each with its own subject person
-    (and case_person row), bulk-inserted with Core executemany, CASE_CHUNK rows a statement
-    and one transaction per chunk. Publishes ``case_id`` (a sample) and ``dv_panel_id``."""
+    (and case_person row) and the accepted referral it was opened from (with its
+    referral_person row), bulk-inserted with Core executemany, CASE_CHUNK rows a statement
+    and one transaction per chunk. Publishes ``case_id`` (a sample) and ``dv_panel_id``.
+
+    Without the referrals, the referral table had a handful of rows when the planner's
+    statistics were gathered, and PostgreSQL checked each new referral_person's foreign key
+    by reading every referral (a plan for a tiny table), slower with every referral the
+    referral scenario added: a live partnership has a referral behind every case."""
     from app.services.matching import given_key, name_key
 
     total = fixture.cases
@@ -158,11 +166,14 @@ def seed_cases(settings: Settings, db: Database, fixture: Fixture) -> None:
     fixture.ids["dv_panel_id"] = [str(panel_id)]
     if total <= 0:
         return
-    person_t, case_t, link_t = (
+    person_t, case_t, link_t, referral_t, referred_t = (
         Person.__table__,  # type: ignore[attr-defined]
         Case.__table__,  # type: ignore[attr-defined]
         CasePerson.__table__,  # type: ignore[attr-defined]
+        Referral.__table__,  # type: ignore[attr-defined]
+        ReferralPerson.__table__,  # type: ignore[attr-defined]
     )
+    referral_defaults = _accepted_referral(db, fixture, panel_id)
     now = datetime.now(UTC)
     start = now - CASE_SPAN
     step = CASE_SPAN / total
@@ -172,8 +183,10 @@ def seed_cases(settings: Settings, db: Database, fixture: Fixture) -> None:
         people: list[dict[str, Any]] = []
         cases: list[dict[str, Any]] = []
         links: list[dict[str, Any]] = []
+        referrals: list[dict[str, Any]] = []
+        referred: list[dict[str, Any]] = []
         for i in range(first, min(first + CASE_CHUNK, total)):
-            person_id, case_id = uuid.uuid4(), uuid.uuid4()
+            person_id, case_id, referral_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
             created = start + step * i
             given, family = "Bench", f"Case{_letters(i)}"
             people.append(
@@ -204,12 +217,25 @@ def seed_cases(settings: Settings, db: Database, fixture: Fixture) -> None:
                 }
             )
             links.append({"case_id": case_id, "person_id": person_id, "role": "victim"})
+            referrals.append(
+                {
+                    **referral_defaults,
+                    "id": referral_id,
+                    "referral_date": created.date(),
+                    "case_id": case_id,
+                    "decided_at": created,
+                    "created_at": created,
+                }
+            )
+            referred.append({"referral_id": referral_id, "person_id": person_id, "role": "victim"})
             case_ids.append(case_id)
         with db.session() as session:
             conn = session.connection()
             conn.execute(insert(person_t), people)
             conn.execute(insert(case_t), cases)
             conn.execute(insert(link_t), links)
+            conn.execute(insert(referral_t), referrals)
+            conn.execute(insert(referred_t), referred)
             session.commit()
         done = first + len(cases)
         if done % 100_000 == 0 or done == total:
@@ -220,6 +246,45 @@ def seed_cases(settings: Settings, db: Database, fixture: Fixture) -> None:
     sample = random.Random(0).sample(case_ids, min(CASE_ID_SAMPLE, len(case_ids)))
     fixture.ids["case_id"] = [str(c) for c in sample]
     fixture.ids["_all_case_ids"] = [str(c) for c in case_ids]
+
+
+def _accepted_referral(db: Database, fixture: Fixture, panel_id: uuid.UUID) -> dict[str, Any]:
+    """The columns every seeded case's referral shares: the referral scenario's form, as the
+    police representative submits it, accepted by the DV MARAC's coordinator."""
+    from app.panels import PANEL_TYPES
+
+    body = dv_referral()
+    dv = PANEL_TYPES["dv_marac"]
+    form = dv.form.model_validate({"panel_type": dv.key, **body["form"]})
+    assessment = dv.assess(form, dv.defaults)
+    referrer_id = fixture.principals["referrer"].id
+    with db.session() as session:
+        referrer = session.get(User, referrer_id)
+        assert referrer is not None
+        agency_id = referrer.agency_id
+    return {
+        name: field.default
+        for name, field in Referral.model_fields.items()
+        if not field.is_required() and field.default_factory is None
+    } | {
+        "panel_id": panel_id,
+        "status": ReferralStatus.ACCEPTED.value,
+        "submitted_by_kind": "user",
+        "submitted_by_id": referrer_id,
+        "referring_agency_id": agency_id,
+        "referrer_name": body["referrer"]["name"],
+        "referrer_email": body["referrer"]["email"],
+        "crime_reference": body["crime_reference"],
+        "form": form.model_dump(mode="json"),
+        "assessment": {**assessment.computed, "risk_level": assessment.risk_level},
+        "risk_level": assessment.risk_level,
+        "consent": body["consent"],
+        "is_repeat": False,
+        "possible_duplicates": 0,
+        "decision": Decision.ACCEPT.value,
+        "decided_by_id": fixture.principals["coordinator"].id,
+        "version": 1,
+    }
 
 
 ACTIONS_PER_CASE = 2

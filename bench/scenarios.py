@@ -76,7 +76,7 @@ class Scenario:
         return headers
 
 
-def _dv_referral() -> dict[str, Any]:
+def dv_referral() -> dict[str, Any]:
     """A valid DV MARAC referral (as tests/builders.py dv_referral builds it) whose victim is
     someone new each request: a family name no one else has (UNIQUE in letters), and no date
     of birth or postcode shared with every other victim, so matching looks them up by name,
@@ -160,7 +160,7 @@ SCENARIOS: list[Scenario] = [
         path="/api/v1/referrals",
         # A police representative on the DV MARAC, whose agency may refer to it.
         token="referrer",
-        body=_dv_referral(),
+        body=dv_referral(),
         unique_letters=True,
         min_throughput_ratio={"sqlite": 0.2, "postgresql": 0.1},
     ),
