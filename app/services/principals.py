@@ -54,14 +54,15 @@ def confirm_sql(proof: Proof) -> str:
     """A statement that fails, aborting the transaction it runs in, unless ``proof`` finds
     its row (for a write, sent with the unit's ``COMMIT``)."""
     return (
-        f"SELECT CAST(CASE WHEN EXISTS ({proof.sql}) THEN '1'"
-        f" ELSE '{_UNCONFIRMED}' END AS integer)"
+        f"SELECT CAST(CASE WHEN EXISTS ({proof.sql}) THEN '1' ELSE '{_UNCONFIRMED}' END AS integer)"
     )
 
 
 def unconfirmed(exc: BaseException) -> bool:
-    """Whether ``exc`` is a write's confirmation failing (``confirm_sql``)."""
-    return _UNCONFIRMED in str(getattr(exc, "orig", None) or exc)
+    """Whether ``exc`` (the driver's error, or SQLAlchemy's around it) is a write's
+    confirmation failing (``confirm_sql``): an invalid integer, this text."""
+    error = getattr(exc, "orig", None) or exc
+    return getattr(error, "sqlstate", None) == "22P02" and f'"{_UNCONFIRMED}"' in str(error)
 
 
 @dataclass(frozen=True, slots=True)
