@@ -86,6 +86,10 @@ _SERVER_POOL: dict[str, Any] = {
 }
 
 
+# Per connection, in KiB (the service keeps one, and a checkpointer's: app.checkpoint).
+SQLITE_CACHE_KIB = 64 * 1024
+
+
 def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
     # Let SQLAlchemy, not pysqlite, emit BEGIN, so that the write lock is taken up front.
     dbapi_conn.isolation_level = None
@@ -95,6 +99,14 @@ def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _record: ConnectionPoolEn
     # WAL + NORMAL: a crash never corrupts; a power cut can lose the last commits.
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
+    # Every unit of work runs in a SAVEPOINT (app.group_commit), and in WAL mode SQLite keeps
+    # the original of each page a unit changes in a sub-journal, on a temporary file once it
+    # passes 64 KiB: a referral's ~40 pages were a temporary file created, written page by
+    # page and deleted on every request (~30% of its system time). In memory instead.
+    cur.execute("PRAGMA temp_store=MEMORY")
+    # SQLite's own page cache, 2 MB by default, held a small part of the indexes a request
+    # walks: the rest came back through a read() each time.
+    cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cur.close()
 
 
