@@ -38,6 +38,7 @@ _SQLALCHEMY_ERRORS: dict[str, type[sa_exc.DBAPIError]] = {
 # ``session.info`` key of a read's unit of work (``app.db.Database.unit_session``): its audit
 # events wait for its commit (``app.audit``) and nothing else may write.
 READ_UNIT = "panels.read_unit"
+_RAW = "panels.raw"
 
 
 class ReadUnitWrite(RuntimeError):
@@ -145,22 +146,35 @@ class Raw:
     """The session's DBAPI connection, with parameters adapted to its dialect."""
 
     __slots__ = ("_dbapi", "_pending", "read_only", "sqlite")
+    _dbapi: Any
+    _pending: pending.Pending | None
+    read_only: bool
+    sqlite: bool
 
-    def __init__(self, session: Session) -> None:
+    def __new__(cls, session: Session) -> Raw:
+        # One per unit of work's Session, kept in its ``info``: a request's services each ask
+        # for theirs (a referral a dozen times), and finding the driver's connection through
+        # SQLAlchemy's objects cost more than the statements some of them run.
+        found: Raw | None = session.info.get(_RAW)
+        if found is not None:
+            return found
+        self = super().__new__(cls)
         # A unit of work's Session is bound to the unit's connection, already in its
         # transaction: use that directly rather than waking the Session (app.db.unit_session).
         bind = session.bind
-        if isinstance(bind, Connection) and bind.in_transaction():
-            connection = bind
-        else:
-            connection = session.connection()
+        unit = isinstance(bind, Connection) and bind.in_transaction()
+        connection = bind if unit else session.connection()
+        assert isinstance(connection, Connection)
         self.sqlite = connection.dialect.name == "sqlite"
         # The DBAPI connection: the driver's own (sqlite3, psycopg), or SQLAlchemy's
         # synchronous face of psycopg's asyncio connection in a unit of work (app.db).
-        self._dbapi: Any = connection.connection.dbapi_connection
+        self._dbapi = connection.connection.dbapi_connection
         self.read_only = READ_UNIT in session.info
         # A PostgreSQL write unit's statements held for its next message (app.pending).
         self._pending = None if self.sqlite or self.read_only else pending.of(connection)
+        if unit:  # its connection is the unit's for the Session's life; another's may not be
+            session.info[_RAW] = self
+        return self
 
     def _sql(self, sql: str) -> str:
         return sql if self.sqlite else sql.replace("?", "%s")

@@ -81,10 +81,14 @@ CANDIDATE_CAP = 200
 LIKELY_DUPLICATE = 0.6
 
 
+_NOT_LETTER = re.compile(r"[^a-z]")
+_NOT_POSTCODE = re.compile(r"[^A-Z0-9]")
+
+
 def name_key(name: str) -> str:
     """Lower-case ASCII letters only: "Zoë O'Brien-Smith" -> 'zoeobriensmith'."""
     folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z]", "", folded.lower())[:100]
+    return _NOT_LETTER.sub("", folded.lower())[:100]
 
 
 def given_key(name: str) -> str:
@@ -97,7 +101,7 @@ def given_key(name: str) -> str:
 def postcode_key(postcode: str | None) -> str | None:
     if not postcode:
         return None
-    key = re.sub(r"[^A-Z0-9]", "", postcode.upper())
+    key = _NOT_POSTCODE.sub("", postcode.upper())
     return key[:10] or None
 
 
