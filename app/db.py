@@ -101,8 +101,9 @@ def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _record: ConnectionPoolEn
     cur.execute("PRAGMA busy_timeout=30000")
     # Every unit of work runs in a SAVEPOINT (app.group_commit), and in WAL mode SQLite keeps
     # the original of each page a unit changes in a sub-journal, on a temporary file once it
-    # passes 64 KiB: a referral's ~40 pages were a temporary file created, written page by
-    # page and deleted on every request (~30% of its system time). In memory instead.
+    # passes 64 KiB: a referral changes more, and its sub-journal was a temporary file
+    # created, written page by page and deleted on every request (about half of its system
+    # time, docs/performance.md, fourteenth round). In memory instead.
     cur.execute("PRAGMA temp_store=MEMORY")
     # SQLite's own page cache, 2 MB by default, held a small part of the indexes a request
     # walks: the rest came back through a read() each time.

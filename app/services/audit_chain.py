@@ -251,8 +251,8 @@ def _index_subjects(raw: Raw, event_ids: list[int], events: list[list[Any]]) -> 
     """Index the cases of the events' sealed ``detail["subjects"]`` in ``audit_subject``.
 
     Written here rather than by each request: a page of fifty random case ids touches fifty
-    index pages, on every request if written there, once per batch here, in key order, by
-    one statement (a batch names a few thousand cases).
+    index pages, on every request if written there, once per batch here, in key order (a
+    batch names a few thousand cases).
     """
     if not raw.sqlite:
         raw.run(_INDEX_SUBJECTS_PG, (orjson.dumps(event_ids).decode(),))
