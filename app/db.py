@@ -86,11 +86,16 @@ _SERVER_POOL: dict[str, Any] = {
 }
 
 
-# Per connection, in KiB (the service keeps one, and a checkpointer's: app.checkpoint).
+# SQLite's page cache for the engine's one connection, in KiB (filled only as pages are read).
 SQLITE_CACHE_KIB = 64 * 1024
 
 
 def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
+    configure_sqlite(dbapi_conn)
+
+
+def configure_sqlite(dbapi_conn: sqlite3.Connection) -> None:
+    """The service's settings for a SQLite connection (also ``bench.subject_index``'s)."""
     # Let SQLAlchemy, not pysqlite, emit BEGIN, so that the write lock is taken up front.
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()

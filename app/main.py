@@ -45,10 +45,10 @@ log = get_logger("app")
 
 
 # The subjects (cases shown) the service's sealer indexes in one batch at most. Measured on the
-# benchmark machine, ~3.5 µs of CPU each on SQLite, hashing included: a batch holds the event
-# loop for ~9 ms, where a hundred events of fifty-case list reads held it for 16-25 ms and set
-# those reads' p99. A smaller budget (1,000) left the sealer behind the list reads: each batch
-# waits for its group's commit.
+# eighth round's benchmark machine, ~3.5 µs of CPU each on SQLite, hashing included: a batch
+# holds the event loop for ~9 ms, where a hundred events of fifty-case list reads held it for
+# 16-25 ms and set those reads' p99. A smaller budget (1,000) left the sealer behind the list
+# reads: each batch waits for its group's commit.
 SUBJECTS_PER_BATCH = 2500
 
 

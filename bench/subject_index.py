@@ -29,6 +29,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from app.db import configure_sqlite
+
 EVENTS_PER_BATCH = 50
 SUBJECTS_PER_EVENT = 50
 
@@ -66,9 +68,8 @@ def _run(
     path: Path, ddl: list[str], row: Callable[[str, int], Row], cases: list[str], batches: int
 ) -> tuple[float, float]:
     rng = random.Random(1)
-    connection = sqlite3.connect(path, isolation_level=None)
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-65536"):
-        connection.execute(f"PRAGMA {pragma}")
+    connection = sqlite3.connect(path)
+    configure_sqlite(connection)
     for statement in ddl:
         connection.execute(statement)
     event, seconds = 0, []
