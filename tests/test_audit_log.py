@@ -11,14 +11,20 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from app.config import Settings
 from app.models.agency import Agency
-from app.models.audit import AuditEvent, AuditSeal, AuditSubject, AuditUnsealed
+from app.models.audit import (
+    AuditEvent,
+    AuditSeal,
+    AuditSubject,
+    AuditUnsealed,
+    subject_epoch,
+)
 from app.services.audit_chain import (
     _UUID_TEXT,
     _subject_cases,
@@ -26,6 +32,7 @@ from app.services.audit_chain import (
     seal_next,
     seal_pending,
 )
+from app.services.audit_log import AuditFilter
 from tests.builders import Principals
 
 
@@ -281,21 +288,21 @@ def test_the_sealer_indexes_exactly_the_case_ids_an_event_names(
     session.commit()
     _seal(session, settings)
     indexed = {
-        (str(case_id), event_id)
-        for case_id, event_id in session.execute(
-            select(AuditSubject.case_id, AuditSubject.event_id).where(
+        (epoch, str(case_id), event_id)
+        for epoch, case_id, event_id in session.execute(
+            select(AuditSubject.epoch, AuditSubject.case_id, AuditSubject.event_id).where(
                 col(AuditSubject.event_id).in_([e.id for e in events])
             )
         )
     }
     expected = {
-        (case_id, event.id)
+        (subject_epoch(event.id or 0), case_id, event.id)
         for event in events
         for case_id in _subject_cases(event.detail)
         if _UUID_TEXT.fullmatch(case_id)
     }
     assert indexed == expected
-    assert {event_id for _, event_id in expected} == {events[0].id, events[5].id}
+    assert {event_id for _, _, event_id in expected} == {events[0].id, events[5].id}
 
 
 def test_a_batch_stops_at_its_budget_of_subjects_and_the_next_takes_the_rest(
@@ -365,7 +372,9 @@ def test_verify_finds_an_index_or_queue_row_naming_no_event(
     _seal(session, settings)
     missing = (session.scalar(select(func.max(AuditEvent.id))) or 0) + 1000
     if table == "audit_subject":
-        session.add(AuditSubject(case_id=uuid.uuid4(), event_id=missing))
+        session.add(
+            AuditSubject(epoch=subject_epoch(missing), case_id=uuid.uuid4(), event_id=missing)
+        )
     else:
         session.add(AuditUnsealed(event_id=missing))
     session.commit()
@@ -394,7 +403,11 @@ def test_the_database_refuses_to_change_the_index_of_what_a_read_showed(
 ) -> None:
     client.get("/api/v1/me", headers=principals.member.headers)
     event_id = session.scalar(select(func.max(AuditEvent.id)))
-    session.execute(insert(AuditSubject).values(event_id=event_id, case_id=uuid.uuid4()))
+    session.execute(
+        insert(AuditSubject).values(
+            epoch=subject_epoch(event_id or 0), event_id=event_id, case_id=uuid.uuid4()
+        )
+    )
     with pytest.raises(DBAPIError, match="append-only"):
         session.execute(text(statement))
 
@@ -439,6 +452,48 @@ def test_auditors_filter_and_page_the_log(
     assert [e["actor_id"] for e in by_agency["items"]] == [str(principals.admin.id)]
     # The auditor's own queries are audited too.
     assert _events(session, action="audit.query", actor_id=principals.auditor.id)
+
+
+def test_the_case_and_person_filters_read_no_table_of_the_log_whole(
+    session: Session, engine: Engine
+) -> None:
+    """ "Who saw this case / this person" must cost the same with millions of events recorded
+    as with ten: every table is searched through a key, never read whole. (The events still
+    waiting for the sealer were found by reading every event and looking each up in the
+    queue, which SQLite chose with or without statistics.) On PostgreSQL, which reads small
+    tables whole whatever their indexes, sequential scans are discouraged instead, so that
+    the plan shows whether an index can serve each part at all."""
+    sqlite_ = engine.dialect.name == "sqlite"
+    case = str(uuid.uuid4())
+    event = AuditEvent(
+        actor_type="user", action="case.list", outcome="success", detail={"subjects": [[case]]}
+    )
+    session.add(event)
+    session.flush()
+    session.add(AuditUnsealed(event_id=event.id))
+    session.flush()
+    if not sqlite_:
+        session.execute(text("SET LOCAL enable_seqscan = off"))
+    for where in (AuditFilter(case_id=uuid.UUID(case)), AuditFilter(person_id=uuid.uuid4())):
+        stmt = where.apply(select(AuditEvent.id)).order_by(col(AuditEvent.id).desc()).limit(51)
+        sql = str(stmt.compile(engine, compile_kwargs={"literal_binds": True}))
+        if sqlite_:
+            plan = [r[3] for r in session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + sql)]
+            # The epochs the subject index is searched in are counted, not read.
+            whole = [
+                line
+                for line in plan
+                if line.startswith("SCAN")
+                and line not in ("SCAN CONSTANT ROW", "SCAN subject_epochs")
+            ]
+        else:
+            plan = [r[0] for r in session.connection().exec_driver_sql("EXPLAIN " + sql)]
+            whole = [line for line in plan if "Seq Scan" in line]
+        assert "audit_subject" in "\n".join(plan) and whole == [], "\n".join(plan)
+    assert [
+        e.id
+        for e in session.scalars(AuditFilter(case_id=uuid.UUID(case)).apply(select(AuditEvent)))
+    ] == [event.id]
 
 
 def test_time_window_filters(client: TestClient, session: Session, principals: Principals) -> None:

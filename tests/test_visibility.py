@@ -50,12 +50,19 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx import Response
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from app.config import Settings
 from app.models.agency import Agency, AgencyKind
-from app.models.audit import AuditEvent, AuditSubject, AuditUnsealed
+from app.models.audit import (
+    SUBJECT_EPOCH_EVENTS,
+    AuditEvent,
+    AuditSubject,
+    AuditUnsealed,
+    subject_epoch,
+)
 from app.models.panel import Panel
 from app.permissions import Role, Scope
 from app.security import Security
@@ -1408,6 +1415,72 @@ def test_a_list_read_is_found_by_case_and_by_person_and_its_index_is_verified(
     verdict = client.get(f"{API}/audit/verify", headers=auditor.headers).json()
     assert verdict["ok"] is False
     assert verdict["first_break"]["event_id"] == listing.id
+    assert "index" in verdict["first_break"]["reason"]
+
+
+def _skip_event_ids(session: Session, count: int) -> None:
+    """Make the next event's id ``count`` past the last: on SQLite, which numbers a row one
+    past the highest, with a queued (so sealed and verified) filler event; on PostgreSQL by
+    moving the sequence on."""
+    last = session.scalar(select(func.max(AuditEvent.id))) or 0
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT setval(pg_get_serial_sequence('audit_event', 'id'), :n)"),
+            {"n": last + count},
+        )
+        return
+    session.add(AuditEvent(id=last + count, actor_type="system", action="x", outcome="success"))
+    session.add(AuditUnsealed(event_id=last + count))
+    session.commit()
+
+
+def test_reads_in_different_epochs_of_the_subject_index_are_all_found(
+    world: World, client: TestClient, session: Session, settings: Settings
+) -> None:
+    """The subject index is keyed by the event's epoch first, and "who saw this case / this
+    person" looks in every epoch. A row filed under another epoch than its event's is not
+    what the sealer wrote (and under no epoch the search counts, it is missed by those
+    filters): verification reports it."""
+    case, subject = world.dv_accepted.case_id, world.dv_accepted.subject_id
+    auditor = world.who[AUDITOR]
+    readers = [world.who[DV_COORDINATOR], world.who[DV_CHAIR]]
+    listings = []
+    for reader in readers:
+        assert str(case) in _ids(client.get(f"{API}/cases", headers=reader.headers))
+        listings.append(_last_event(session))
+        _skip_event_ids(session, 3 * SUBJECT_EPOCH_EVENTS)
+    key = chain_key(settings.secret_key, settings.audit_key)
+    while seal_pending(session, key):
+        pass
+    session.commit()
+    first, second = listings
+    assert subject_epoch(second.id or 0) - subject_epoch(first.id or 0) >= 3
+
+    def found(**params: str) -> set[int]:
+        r = client.get(f"{API}/audit/events", params=params, headers=auditor.headers)
+        assert r.status_code == 200, r.text
+        return {e["id"] for e in r.json()["items"]}
+
+    both = {first.id, second.id}
+    assert found(case_id=str(case), action="case.list") == both
+    assert found(person_id=str(subject), action="case.list") == both
+    assert found(case_id=str(case), person_id=str(subject), action="case.list") == both
+    assert client.get(f"{API}/audit/verify", headers=auditor.headers).json()["ok"] is True
+
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("ALTER TABLE audit_subject DISABLE TRIGGER audit_subject_append_only"))
+    else:
+        session.execute(text("DROP TRIGGER audit_subject_no_update"))
+    session.execute(
+        update(AuditSubject)
+        .where(col(AuditSubject.event_id) == second.id, col(AuditSubject.case_id) == case)
+        .values(epoch=-1)
+    )
+    session.commit()
+    assert found(case_id=str(case), action="case.list") == {first.id}
+    verdict = client.get(f"{API}/audit/verify", headers=auditor.headers).json()
+    assert verdict["ok"] is False
+    assert verdict["first_break"]["event_id"] == second.id
     assert "index" in verdict["first_break"]["reason"]
 
 

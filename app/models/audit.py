@@ -62,14 +62,28 @@ class AuditUnsealed(SQLModel, table=True):
     event_id: int = Field(sa_column=Column(Sequence, primary_key=True))
 
 
+# Events a subject-index epoch spans: the index is keyed by the epoch of the event first.
+SUBJECT_EPOCH_EVENTS = 512
+
+
+def subject_epoch(event_id: int) -> int:
+    """The subject-index epoch of an event."""
+    return event_id // SUBJECT_EPOCH_EVENTS
+
+
 class AuditSubject(SQLModel, table=True):
     """The cases one event's read showed, a row each, so that "who saw this case" (and, by
     the case's subject, "who saw this person") finds a list read as readily as a single read.
 
     The (case, subject) pairs are in the event's sealed ``detail["subjects"]``; this table
     is their index, written by the sealer, and verification checks the two agree. Keyed by
-    case first: one B-tree takes the random keys (a case's subject never changes, so the
-    person filter goes through the case rather than a second random-key index).
+    the event's epoch (``subject_epoch``: its id // SUBJECT_EPOCH_EVENTS), then the case:
+    keyed by case alone, each row went to a random place in the whole index, and writing a
+    row cost more the larger the index grew (bench.subject_index: 9 µs a row at the start of
+    600,000, 22 µs at the end); an epoch's rows are written together, into pages still in
+    the cache (4 µs, flat). "Who saw this case" searches the key once per epoch
+    (app.services.audit_log). A case's subject never changes, so the person filter goes
+    through the case rather than a second index.
     """
 
     __tablename__ = "audit_subject"
@@ -79,8 +93,9 @@ class AuditSubject(SQLModel, table=True):
         {"sqlite_with_rowid": False},
     )
 
+    epoch: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     case_id: uuid.UUID = Field(primary_key=True)
-    event_id: int = Field(sa_column=Column(Sequence, primary_key=True))
+    event_id: int = Field(sa_column=Column(Sequence, primary_key=True, autoincrement=False))
 
 
 class AuditSeal(SQLModel, table=True):
