@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyotp
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.models.agency import Agency, AgencyKind
@@ -267,3 +268,12 @@ def publish_cases(
     published = client.post(f"/api/v1/conferences/{conference_id}/publish", headers=headers)
     assert published.status_code == 200, published.text
     return conference_id
+
+
+def disable_append_only(session: Session, table: str) -> None:
+    """What someone with direct database access would do before tampering."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER {table}_append_only"))
+    else:
+        session.execute(text(f"DROP TRIGGER {table}_no_update"))
+        session.execute(text(f"DROP TRIGGER {table}_no_delete"))

@@ -33,7 +33,7 @@ from app.services.audit_chain import (
     seal_pending,
 )
 from app.services.audit_log import AuditFilter
-from tests.builders import Principals
+from tests.builders import Principals, disable_append_only
 
 
 def _key(settings: Settings) -> bytes:
@@ -54,15 +54,6 @@ def _events(session: Session, **where: object) -> list[AuditEvent]:
     for column, value in where.items():
         stmt = stmt.where(getattr(AuditEvent, column) == value)
     return list(session.scalars(stmt))
-
-
-def _disable_append_only(session: Session, table: str) -> None:
-    """What someone with direct database access would do before tampering."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER {table}_append_only"))
-    else:
-        session.execute(text(f"DROP TRIGGER {table}_no_update"))
-        session.execute(text(f"DROP TRIGGER {table}_no_delete"))
 
 
 def test_a_read_is_recorded_with_who_what_when_where_and_why(
@@ -222,7 +213,7 @@ def test_verify_finds_an_edited_event(
         client.get(f"/api/v1/agencies/{principals.home.id}", headers=principals.member.headers)
     _seal(session, settings)
     victim = _events(session, action="agency.read")[1]
-    _disable_append_only(session, "audit_event")
+    disable_append_only(session, "audit_event")
     session.execute(
         text("UPDATE audit_event SET actor_id = NULL WHERE id = :id"), {"id": victim.id}
     )
@@ -340,7 +331,7 @@ def test_verify_finds_a_removed_seal(
     for _ in range(3):
         client.get("/api/v1/me", headers=principals.member.headers)
     _seal(session, settings)
-    _disable_append_only(session, "audit_seal")
+    disable_append_only(session, "audit_seal")
     session.execute(text("DELETE FROM audit_seal WHERE chain_index = 1"))
     session.commit()
     body = client.get("/api/v1/audit/verify", headers=principals.auditor.headers).json()

@@ -70,6 +70,7 @@ from app.services.audit_chain import chain_key, seal_pending
 from tests.builders import (
     bearer,
     client_token,
+    disable_append_only,
     dv_referral,
     give_role,
     make_agency,
@@ -1402,10 +1403,7 @@ def test_a_list_read_is_found_by_case_and_by_person_and_its_index_is_verified(
     assert {str(i) for i in indexed} == set(shown)
     found_both_ways()
     assert client.get(f"{API}/audit/verify", headers=auditor.headers).json()["ok"] is True
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("ALTER TABLE audit_subject DISABLE TRIGGER audit_subject_append_only"))
-    else:
-        session.execute(text("DROP TRIGGER audit_subject_no_delete"))
+    disable_append_only(session, "audit_subject")
     session.execute(
         delete(AuditSubject).where(
             AuditSubject.event_id == listing.id, AuditSubject.case_id == case
@@ -1467,10 +1465,7 @@ def test_reads_in_different_epochs_of_the_subject_index_are_all_found(
     assert found(case_id=str(case), person_id=str(subject), action="case.list") == both
     assert client.get(f"{API}/audit/verify", headers=auditor.headers).json()["ok"] is True
 
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("ALTER TABLE audit_subject DISABLE TRIGGER audit_subject_append_only"))
-    else:
-        session.execute(text("DROP TRIGGER audit_subject_no_update"))
+    disable_append_only(session, "audit_subject")
     session.execute(
         update(AuditSubject)
         .where(col(AuditSubject.event_id) == second.id, col(AuditSubject.case_id) == case)
