@@ -262,7 +262,7 @@ def _index_subjects(raw: Raw, event_ids: list[int], events: list[list[Any]]) -> 
         return
     rows = sorted(
         {
-            (content[0] // SUBJECT_EPOCH_EVENTS, case_id.replace("-", ""), content[0])
+            (subject_epoch(content[0]), case_id.replace("-", ""), content[0])
             for content in events
             for pair in _subject_pairs(content[_DETAIL])
             if pair.__class__ is list
