@@ -2,17 +2,19 @@
 
     python -m bench.subject_index [--rows 600000] [--cases 10000]
 
-``audit_subject`` (app/models/audit.py) is keyed by case first, so that "who saw this case"
-is one index search. The sealer inserts a batch's subjects in key order, but a batch of a
-few thousand random case ids into a tree of many thousand leaf pages changes about one page
-a subject, and SQLite writes every changed page to its write-ahead log at the COMMIT. This
+``audit_subject`` (app/models/audit.py) was keyed by case first until the fifteenth round,
+so that "who saw this case" was one index search. The sealer inserts a batch's subjects in
+key order, but a batch of a few thousand random case ids into a tree of many thousand leaf
+pages changes about one page a subject, and SQLite writes every changed page to its
+write-ahead log at the COMMIT. This
 probe writes the same batches (50 events of 50 random cases out of ``--cases``, sorted, one
 transaction each, in WAL mode with the service's settings) into tables keyed three ways and
 prints the cost a subject, insert and COMMIT, for the first and the last batches:
 
-- ``case-first``: the service's key, (case, event), and an index by event;
+- ``case-first``: the earlier key, (case, event), and an index by event;
 - ``epoch-N``: (event // N, case, event) and an index by event: the random keys of one
-  epoch of N events only (a case's lookup then searches once an epoch);
+  epoch of N events only (a case's lookup then searches once an epoch); epoch-512 is the
+  service's key since the fifteenth round;
 - ``event-first``: (event, case), the order the events come in (no lookup by case).
 
 Wall-clock time on one core, not a target; run it on a quiet machine.
