@@ -72,7 +72,7 @@ def _parse_timestamp(value: str) -> datetime:
     return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
-class _Remembered(dict[str, Any]):
+class Remembered(dict[str, Any]):
     """SQLite's ids and timestamps (text) as the busiest reads write them, remembered: those
     reads write the same values request after request (a panel's cases, its actions, its
     agencies), and a lookup costs a tenth of writing one out again (measured: 10 against
@@ -93,8 +93,8 @@ class _Remembered(dict[str, Any]):
         return written
 
 
-_CANONICAL = _Remembered(_canonical_id)
-_TIMESTAMPS = _Remembered(_json_timestamp)
+_CANONICAL = Remembered(_canonical_id)
+_TIMESTAMPS = Remembered(_json_timestamp)
 
 
 @functools.cache

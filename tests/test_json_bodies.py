@@ -111,8 +111,8 @@ def test_sqlite_ids_are_written_canonically_and_remembered_within_a_bound(
 
     raw = Raw(session)
     ids = [uuid.uuid4() for _ in range(5)]
-    monkeypatch.setattr(rawsql._Remembered, "LIMIT", 3)
-    monkeypatch.setattr(rawsql, "_CANONICAL", rawsql._Remembered(rawsql._canonical_id))
+    monkeypatch.setattr(rawsql.Remembered, "LIMIT", 3)
+    monkeypatch.setattr(rawsql, "_CANONICAL", rawsql.Remembered(rawsql._canonical_id))
     for value in ids:
         assert raw.to_json_id(value.hex) == str(value) == raw.to_id_text(value.hex)
         assert raw.to_json_id(value) is value and raw.to_id_text(value) == str(value)
