@@ -15,17 +15,17 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import Response
+from fastapi.responses import JSONResponse
 
 # UTC written as "Z", as pydantic writes it.
 _OPTIONS = orjson.OPT_UTC_Z
 
 
-class JSONBody(Response):
+class JSONBody(JSONResponse):
     """A response of dicts, lists and JSON-ready scalars (``uuid.UUID``, aware ``datetime``,
-    ``date`` and ``str`` enums included, written as pydantic writes them)."""
-
-    media_type = "application/json"
+    ``date`` and ``str`` enums included, written as pydantic writes them). Also what a
+    creation answers (``app.openapi.created``): the standard library's encoder, which
+    ``JSONResponse`` uses, was a twentieth of a referral's CPU."""
 
     def render(self, content: Any) -> bytes:
         return dumps(content)
