@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Response, status
+from fastapi import Depends, Request, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -21,7 +21,16 @@ from app.models.action import (
     ActionStatus,
     ActionSummary,
 )
-from app.openapi import AUTHED, READ_ONE, UPDATE, IdempotencyKey, IfMatch, created, problems
+from app.openapi import (
+    AUTHED,
+    IDEMPOTENT,
+    READ_ONE,
+    UPDATE,
+    IfMatch,
+    created,
+    idempotency_key,
+    problems,
+)
 from app.pagination import Page
 from app.permissions import Permission
 from app.query_params import documented, query
@@ -93,16 +102,17 @@ def _create_once(
     response_model=ActionPublic,
     status_code=status.HTTP_201_CREATED,
     responses=problems(*UPDATE),
+    openapi_extra=IDEMPOTENT,
 )
 async def create_action(
     caller: Writer,
     case_id: uuid.UUID,
     body: ActionCreate,
-    idempotency_key: IdempotencyKey = None,
+    request: Request,
 ) -> JSONResponse:
     """Set an action (the panel's coordinator or chair): in a conference the case is listed
     on (`conference_id`), or between meetings."""
-    payload, replayed = await caller(_create_once, case_id, body, idempotency_key)
+    payload, replayed = await caller(_create_once, case_id, body, idempotency_key(request))
     return created(payload, f"/api/v1/actions/{payload['id']}", replayed)
 
 

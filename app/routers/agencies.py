@@ -5,13 +5,23 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Query, Response, status
+from fastapi import Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from app.deps import Caller, require
 from app.etags import etag
 from app.models.agency import AgencyCreate, AgencyKind, AgencyPublic, AgencyUpdate
-from app.openapi import AUTHED, READ_ONE, UPDATE, WRITE, IdempotencyKey, IfMatch, created, problems
+from app.openapi import (
+    AUTHED,
+    IDEMPOTENT,
+    READ_ONE,
+    UPDATE,
+    WRITE,
+    IfMatch,
+    created,
+    idempotency_key,
+    problems,
+)
 from app.pagination import DEFAULT_LIMIT, NO_NUL, Cursor, Limit, Page
 from app.permissions import Permission
 from app.routing import IndexedRouter
@@ -41,11 +51,10 @@ async def list_agencies(
     response_model=AgencyPublic,
     status_code=status.HTTP_201_CREATED,
     responses=problems(*WRITE),
+    openapi_extra=IDEMPOTENT,
 )
-async def create_agency(
-    caller: Writer, body: AgencyCreate, idempotency_key: IdempotencyKey = None
-) -> JSONResponse:
-    payload, replayed = await caller(agencies.create_agency_once, body, idempotency_key)
+async def create_agency(caller: Writer, body: AgencyCreate, request: Request) -> JSONResponse:
+    payload, replayed = await caller(agencies.create_agency_once, body, idempotency_key(request))
     return created(payload, f"/api/v1/agencies/{payload['id']}", replayed)
 
 

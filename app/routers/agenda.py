@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Response, status
+from fastapi import Depends, Request, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -14,7 +14,7 @@ from app.deps import Caller, require
 from app.etags import etag
 from app.models.agenda import AgendaPublic
 from app.models.conference import AgendaOrder, ListingIn
-from app.openapi import READ_ONE, UPDATE, IdempotencyKey, IfMatch, created, problems
+from app.openapi import IDEMPOTENT, READ_ONE, UPDATE, IfMatch, created, idempotency_key, problems
 from app.permissions import Permission
 from app.routing import IndexedRouter
 from app.services import agenda, idempotency
@@ -58,15 +58,16 @@ def _list_once(
     response_model=AgendaPublic,
     status_code=status.HTTP_201_CREATED,
     responses=problems(*UPDATE),
+    openapi_extra=IDEMPOTENT,
 )
 async def add_listing(
     caller: Writer,
     conference_id: uuid.UUID,
     body: ListingIn,
-    idempotency_key: IdempotencyKey = None,
+    request: Request,
 ) -> JSONResponse:
     """List a case: open, of this panel, and not on another upcoming conference."""
-    payload, replayed = await caller(_list_once, conference_id, body, idempotency_key)
+    payload, replayed = await caller(_list_once, conference_id, body, idempotency_key(request))
     return created(payload, f"/api/v1/conferences/{conference_id}/listings", replayed)
 
 

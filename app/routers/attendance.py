@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Response, status
+from fastapi import Depends, Request, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -14,7 +14,7 @@ from app.actor import Actor
 from app.deps import Caller, require
 from app.etags import etag
 from app.models.conference import AttendanceIn, AttendancePublic, AttendanceUpdate
-from app.openapi import READ_ONE, UPDATE, IdempotencyKey, IfMatch, created, problems
+from app.openapi import IDEMPOTENT, READ_ONE, UPDATE, IfMatch, created, idempotency_key, problems
 from app.permissions import Permission
 from app.routing import IndexedRouter
 from app.services import attendance, idempotency
@@ -53,15 +53,16 @@ def _record_once(
     response_model=AttendancePublic,
     status_code=status.HTTP_201_CREATED,
     responses=problems(*UPDATE),
+    openapi_extra=IDEMPOTENT,
 )
 async def record_attendance(
     caller: Writer,
     conference_id: uuid.UUID,
     body: AttendanceIn,
-    idempotency_key: IdempotencyKey = None,
+    request: Request,
 ) -> JSONResponse:
     """Record an attendee: agency, user or name, role, present / apologies / absent."""
-    payload, replayed = await caller(_record_once, conference_id, body, idempotency_key)
+    payload, replayed = await caller(_record_once, conference_id, body, idempotency_key(request))
     return created(
         payload, f"/api/v1/conferences/{conference_id}/attendance/{payload['id']}", replayed
     )

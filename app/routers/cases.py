@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Response, status
+from fastapi import Depends, Request, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -23,7 +23,16 @@ from app.models.case import (
     ExclusionIn,
     ExclusionPublic,
 )
-from app.openapi import AUTHED, READ_ONE, UPDATE, IdempotencyKey, IfMatch, created, problems
+from app.openapi import (
+    AUTHED,
+    IDEMPOTENT,
+    READ_ONE,
+    UPDATE,
+    IfMatch,
+    created,
+    idempotency_key,
+    problems,
+)
 from app.pagination import Page
 from app.permissions import Permission
 from app.query_params import documented, query
@@ -89,15 +98,16 @@ async def list_consents(caller: Reader, case_id: uuid.UUID) -> list[ConsentPubli
     response_model=ConsentPublic,
     status_code=status.HTTP_201_CREATED,
     responses=problems(*UPDATE),
+    openapi_extra=IDEMPOTENT,
 )
 async def record_consent(
     caller: Writer,
     case_id: uuid.UUID,
     body: ConsentIn,
-    idempotency_key: IdempotencyKey = None,
+    request: Request,
 ) -> JSONResponse:
     """Consent per person and purpose, or the lawful basis and reason for sharing without."""
-    payload, replayed = await caller(_record_consent_once, case_id, body, idempotency_key)
+    payload, replayed = await caller(_record_consent_once, case_id, body, idempotency_key(request))
     return created(payload, f"/api/v1/cases/{case_id}/consents", replayed)
 
 
@@ -126,15 +136,16 @@ async def list_exclusions(caller: Writer, case_id: uuid.UUID) -> list[ExclusionP
     response_model=ExclusionPublic,
     status_code=status.HTTP_201_CREATED,
     responses=problems(*UPDATE),
+    openapi_extra=IDEMPOTENT,
 )
 async def add_exclusion(
     caller: Writer,
     case_id: uuid.UUID,
     body: ExclusionIn,
-    idempotency_key: IdempotencyKey = None,
+    request: Request,
 ) -> JSONResponse:
     """Keep an agency (say, the perpetrator's employer) out of this case entirely."""
-    payload, replayed = await caller(_add_exclusion_once, case_id, body, idempotency_key)
+    payload, replayed = await caller(_add_exclusion_once, case_id, body, idempotency_key(request))
     return created(payload, f"/api/v1/cases/{case_id}/exclusions", replayed)
 
 

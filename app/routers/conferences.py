@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Response, status
+from fastapi import Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 from sqlalchemy.orm import Session
@@ -22,7 +22,17 @@ from app.models.conference import (
     ConferenceSummary,
     ConferenceUpdate,
 )
-from app.openapi import AUTHED, READ_ONE, UPDATE, WRITE, IdempotencyKey, IfMatch, created, problems
+from app.openapi import (
+    AUTHED,
+    IDEMPOTENT,
+    READ_ONE,
+    UPDATE,
+    WRITE,
+    IfMatch,
+    created,
+    idempotency_key,
+    problems,
+)
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.permissions import Permission
 from app.routing import IndexedRouter
@@ -73,12 +83,13 @@ def _schedule_once(
     response_model=ConferencePublic,
     status_code=status.HTTP_201_CREATED,
     responses=problems(*WRITE, 404),
+    openapi_extra=IDEMPOTENT,
 )
 async def schedule_conference(
-    caller: Writer, body: ConferenceCreate, idempotency_key: IdempotencyKey = None
+    caller: Writer, body: ConferenceCreate, request: Request
 ) -> JSONResponse:
     """Schedule a conference of a panel you coordinate or chair."""
-    payload, replayed = await caller(_schedule_once, body, idempotency_key)
+    payload, replayed = await caller(_schedule_once, body, idempotency_key(request))
     return created(payload, f"/api/v1/conferences/{payload['id']}", replayed)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Response, status
+from fastapi import Depends, Request, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -13,7 +13,7 @@ from app.actor import Actor
 from app.deps import Caller, require
 from app.etags import etag
 from app.models.minutes import AmendmentIn, MinutesEntryIn, MinutesEntryPublic, MinutesPublic
-from app.openapi import READ_ONE, UPDATE, IdempotencyKey, IfMatch, created, problems
+from app.openapi import IDEMPOTENT, READ_ONE, UPDATE, IfMatch, created, idempotency_key, problems
 from app.permissions import Permission
 from app.routing import IndexedRouter
 from app.services import idempotency, minutes
@@ -72,14 +72,17 @@ def _amend_once(
     response_model=MinutesEntryPublic,
     status_code=status.HTTP_201_CREATED,
     responses=problems(*UPDATE),
+    openapi_extra=IDEMPOTENT,
 )
 async def amend_minutes(
     caller: Writer,
     conference_id: uuid.UUID,
     listing_id: uuid.UUID,
     body: AmendmentIn,
-    idempotency_key: IdempotencyKey = None,
+    request: Request,
 ) -> JSONResponse:
     """Correct finalised minutes: an audited amendment, the original text kept."""
-    payload, replayed = await caller(_amend_once, conference_id, listing_id, body, idempotency_key)
+    payload, replayed = await caller(
+        _amend_once, conference_id, listing_id, body, idempotency_key(request)
+    )
     return created(payload, f"/api/v1/conferences/{conference_id}/minutes", replayed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Query, Response, status
+from fastapi import Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -21,7 +21,17 @@ from app.models.panel import (
     PanelTypePublic,
     PanelUpdate,
 )
-from app.openapi import AUTHED, READ_ONE, UPDATE, WRITE, IdempotencyKey, IfMatch, created, problems
+from app.openapi import (
+    AUTHED,
+    IDEMPOTENT,
+    READ_ONE,
+    UPDATE,
+    WRITE,
+    IfMatch,
+    created,
+    idempotency_key,
+    problems,
+)
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.permissions import Permission
 from app.routing import IndexedRouter
@@ -71,11 +81,10 @@ async def list_panels(
     response_model=PanelPublic,
     status_code=status.HTTP_201_CREATED,
     responses=problems(*WRITE),
+    openapi_extra=IDEMPOTENT,
 )
-async def create_panel(
-    caller: Writer, body: PanelCreate, idempotency_key: IdempotencyKey = None
-) -> JSONResponse:
-    payload, replayed = await caller(_create_panel_once, body, idempotency_key)
+async def create_panel(caller: Writer, body: PanelCreate, request: Request) -> JSONResponse:
+    payload, replayed = await caller(_create_panel_once, body, idempotency_key(request))
     return created(payload, f"/api/v1/panels/{payload['id']}", replayed)
 
 

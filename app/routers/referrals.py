@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Response, status
+from fastapi import Depends, Request, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -20,7 +20,17 @@ from app.models.referral import (
     ReferralStatus,
     ScreeningIn,
 )
-from app.openapi import AUTHED, READ_ONE, UPDATE, WRITE, IdempotencyKey, IfMatch, created, problems
+from app.openapi import (
+    AUTHED,
+    IDEMPOTENT,
+    READ_ONE,
+    UPDATE,
+    WRITE,
+    IfMatch,
+    created,
+    idempotency_key,
+    problems,
+)
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.permissions import Permission
 from app.routing import IndexedRouter
@@ -51,12 +61,13 @@ def _submit_once(
     response_model=ReferralPublic,
     status_code=status.HTTP_201_CREATED,
     responses=problems(*WRITE),
+    openapi_extra=IDEMPOTENT,
 )
 async def submit_referral(
-    caller: Submitter, body: ReferralCreate, idempotency_key: IdempotencyKey = None
+    caller: Submitter, body: ReferralCreate, request: Request
 ) -> JSONResponse:
     """Refer a person to a panel with its type's form (schemas: GET /api/v1/panel-types)."""
-    payload, replayed = await caller(_submit_once, body, idempotency_key)
+    payload, replayed = await caller(_submit_once, body, idempotency_key(request))
     return created(payload, f"/api/v1/referrals/{payload['id']}", replayed)
 
 

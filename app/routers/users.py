@@ -5,13 +5,23 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Query, Response, status
+from fastapi import Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from app.deps import Caller, require
 from app.etags import etag
 from app.models.user import UserCreate, UserPublic, UserUpdate
-from app.openapi import AUTHED, READ_ONE, UPDATE, WRITE, IdempotencyKey, IfMatch, created, problems
+from app.openapi import (
+    AUTHED,
+    IDEMPOTENT,
+    READ_ONE,
+    UPDATE,
+    WRITE,
+    IfMatch,
+    created,
+    idempotency_key,
+    problems,
+)
 from app.pagination import DEFAULT_LIMIT, NO_NUL, Cursor, Limit, Page
 from app.permissions import Permission
 from app.routing import IndexedRouter
@@ -37,13 +47,15 @@ async def list_users(
 
 
 @router.post(
-    "", response_model=UserPublic, status_code=status.HTTP_201_CREATED, responses=problems(*WRITE)
+    "",
+    response_model=UserPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=problems(*WRITE),
+    openapi_extra=IDEMPOTENT,
 )
-async def create_user(
-    caller: Writer, body: UserCreate, idempotency_key: IdempotencyKey = None
-) -> JSONResponse:
+async def create_user(caller: Writer, body: UserCreate, request: Request) -> JSONResponse:
     payload, replayed = await caller(
-        users.create_user_once, caller.security, caller.settings, body, idempotency_key
+        users.create_user_once, caller.security, caller.settings, body, idempotency_key(request)
     )
     return created(payload, f"/api/v1/users/{payload['id']}", replayed)
 
