@@ -15,6 +15,7 @@ It runs on uvloop, as the server does.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import cProfile
 import json
@@ -103,6 +104,7 @@ async def _drive(
     warmup: int,
     profile: str | None,
     direct: bool,
+    concurrency: int = 1,
 ) -> float:
     paths = scenario.url_paths(ids)
     headers = scenario.request_headers(token)
@@ -142,8 +144,18 @@ async def _drive(
         start = time.process_time()
         times = os.times()
         database = postgres_cpu_s()
-        for i in range(warmup, warmup + requests):
-            await send(i)
+        if concurrency == 1:
+            for i in range(warmup, warmup + requests):
+                await send(i)
+        else:
+            # As a load generator's connections would: this many requests in flight.
+            numbers = iter(range(warmup, warmup + requests))
+
+            async def worker() -> None:
+                for i in numbers:
+                    await send(i)
+
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
         spent = time.process_time() - start
         after = os.times()
         database = postgres_cpu_s() - database
@@ -187,6 +199,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="call the ASGI app directly, without the httpx client: the app's own cost only",
     )
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="requests in flight at once (wrk's connections: 64); default one after another",
+    )
     args = p.parse_args(argv)
     scenario = next(s for s in SCENARIOS if s.name == args.scenario)
     with contextlib.ExitStack() as stack:
@@ -218,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.warmup,
                 args.profile,
                 args.direct,
+                args.concurrency,
             )
         )
     print(
