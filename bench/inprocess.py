@@ -144,18 +144,15 @@ async def _drive(
         start = time.process_time()
         times = os.times()
         database = postgres_cpu_s()
-        if concurrency == 1:
-            for i in range(warmup, warmup + requests):
+        # ``concurrency`` requests in flight, as a load generator's connections would keep
+        # them (one: one after another).
+        numbers = iter(range(warmup, warmup + requests))
+
+        async def worker() -> None:
+            for i in numbers:
                 await send(i)
-        else:
-            # As a load generator's connections would: this many requests in flight.
-            numbers = iter(range(warmup, warmup + requests))
 
-            async def worker() -> None:
-                for i in numbers:
-                    await send(i)
-
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
         spent = time.process_time() - start
         after = os.times()
         database = postgres_cpu_s() - database
@@ -203,9 +200,12 @@ def main(argv: list[str] | None = None) -> int:
         "--concurrency",
         type=int,
         default=1,
-        help="requests in flight at once (wrk's connections: 64); default one after another",
+        help="requests in flight at once (bench.run's --connections, 32 by default); "
+        "default one after another",
     )
     args = p.parse_args(argv)
+    if args.concurrency < 1:
+        p.error("--concurrency must be at least 1")
     scenario = next(s for s in SCENARIOS if s.name == args.scenario)
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
