@@ -71,6 +71,28 @@ def test_held_writes_go_first_in_the_next_reads_message(
         ]
 
 
+def test_a_message_of_many_values_keeps_each_exactly_as_given(
+    held: Raw, connection: Connection, messages: list[list[pending.Statement]]
+) -> None:
+    """Each statement's values are bound on their own, then the message is sent as it is:
+    what looks like a placeholder or a quote inside a value stays the value's, and a message
+    of more than fifty values (a referral's) binds them in order."""
+    prefix = f"Bound {uuid.uuid4().hex[:8]}"
+    names = [
+        f"{prefix} {n} " + tricky
+        for n, tricky in enumerate(
+            ["%s", "%%", "%(name)s", "it's", 'say "hi"', "back\\slash", "50%", "$1", "; COMMIT"]
+        )
+    ]
+    for name in names:
+        held.later(_INSERT, _agency(held, name))
+    found = held.all("SELECT name FROM agency WHERE name LIKE ? ORDER BY name", (f"{prefix}%",))
+    assert [name for (name,) in found] == sorted(names)
+    if connection.dialect.name != "sqlite":
+        assert [len(m) for m in messages] == [len(names) + 1]
+        assert sum(len(params) for _, params in messages[0]) > 50
+
+
 def test_a_held_write_that_fails_fails_the_next_message_as_the_database_error(
     held: Raw, connection: Connection
 ) -> None:
