@@ -172,14 +172,14 @@ def _message(
     return missing, "; ".join(parts)
 
 
+_TUPLES_OK = psycopg.pq.ExecStatus.TUPLES_OK
+
+
 def _has_rows(cursor: psycopg.ClientCursor[Any] | psycopg.AsyncClientCursor[Any]) -> bool:
     """Whether the cursor's current result is rows (``description`` is not None, without
     building its columns)."""
     result = cursor.pgresult
     return result is not None and (bool(result.nfields) or result.status == _TUPLES_OK)
-
-
-_TUPLES_OK = psycopg.pq.ExecStatus.TUPLES_OK
 
 
 # What a connection has prepared, asked of the server when not known (a new connection, or
