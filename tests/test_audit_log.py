@@ -375,6 +375,26 @@ def test_verify_finds_an_index_or_queue_row_naming_no_event(
     assert "does not exist" in body["first_break"]["reason"]
 
 
+def test_verify_finds_an_index_row_filed_under_another_epoch_than_its_events(
+    client: TestClient, session: Session, settings: Settings, principals: Principals
+) -> None:
+    """Verification reads an event's index rows by its epoch. A row added for a real event
+    under another epoch (one "who saw this case" searches) would invent a read that the
+    event's own epoch does not show: it is reported for that event."""
+    client.get("/api/v1/me", headers=principals.member.headers)
+    _seal(session, settings)
+    assert client.get("/api/v1/audit/verify", headers=principals.auditor.headers).json()["ok"]
+    event_id = session.scalar(select(func.max(AuditEvent.id))) or 0
+    session.add(
+        AuditSubject(epoch=subject_epoch(event_id) + 3, case_id=uuid.uuid4(), event_id=event_id)
+    )
+    session.commit()
+    body = client.get("/api/v1/audit/verify", headers=principals.auditor.headers).json()
+    assert body["ok"] is False
+    assert body["first_break"]["event_id"] == event_id
+    assert "another epoch" in body["first_break"]["reason"]
+
+
 @pytest.mark.parametrize(
     "statement", ["UPDATE audit_event SET action = 'x'", "DELETE FROM audit_event"]
 )

@@ -87,11 +87,9 @@ class AuditSubject(SQLModel, table=True):
     """
 
     __tablename__ = "audit_subject"
-    __table_args__ = (
-        Index("ix_audit_subject_event_id", "event_id"),
-        # On SQLite the primary key is the table itself: one B-tree fewer per row written.
-        {"sqlite_with_rowid": False},
-    )
+    # On SQLite the primary key is the table itself: one B-tree fewer per row written. No
+    # other index: an event's rows are found by its epoch (app.services.audit_chain).
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     epoch: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     case_id: uuid.UUID = Field(primary_key=True)

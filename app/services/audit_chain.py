@@ -348,21 +348,22 @@ def _check(row: Row[Any], expected: int, prev: str, key: bytes) -> ChainBreak | 
 
 
 def _indexed_subjects(session: Session, event_ids: list[int]) -> dict[int, set[str]]:
-    """The cases ``audit_subject`` holds for these events. A row filed under another epoch
-    than its event's is not one the sealer wrote (and one filed under no epoch the "who saw"
-    search counts is never found): it comes back as no case id, which no sealed event names."""
+    """The cases ``audit_subject`` holds for these events, read by the epochs their ids give
+    (the index's first key; it has no index by event). A row filed under another epoch than
+    its event's is not one the sealer wrote: it is not found here, so its event's index reads
+    short of its sealed content, and ``_orphan_break`` reports any such row."""
     found: dict[int, set[str]] = {}
     if not event_ids:
         return found
+    wanted = set(event_ids)
+    epochs = sorted({subject_epoch(event_id) for event_id in wanted})
     for epoch, event_id, case_id in session.execute(
         select(_subject.c.epoch, _subject.c.event_id, _subject.c.case_id).where(
-            _subject.c.event_id.in_(event_ids)
+            _subject.c.epoch.in_(epochs)
         )
     ):
-        shown = _canonical(case_id)
-        if epoch != subject_epoch(event_id):
-            shown = f"{shown} filed under epoch {epoch}"
-        found.setdefault(event_id, set()).add(shown)
+        if event_id in wanted and epoch == subject_epoch(event_id):
+            found.setdefault(event_id, set()).add(_canonical(case_id))
     return found
 
 
@@ -379,8 +380,10 @@ def _check_subjects(row: Row[Any], indexed: dict[int, set[str]]) -> ChainBreak |
 
 
 def _orphan_break(session: Session) -> ChainBreak | None:
-    """A row written outside the service: an event neither sealed nor queued, or a queue or
-    index row naming no event (they name it without a foreign key: app.models.audit)."""
+    """A row written outside the service: an event neither sealed nor queued, a queue or
+    index row naming no event (they name it without a foreign key: app.models.audit), or an
+    index row filed under another epoch than its event's (which verification, reading each
+    event's rows by its own epoch, would not otherwise see)."""
     checks: list[tuple[Any, str]] = [
         (
             select(_ev.c.id)
@@ -397,6 +400,12 @@ def _orphan_break(session: Session) -> ChainBreak | None:
                 f"the {what} names an event that does not exist",
             )
             for table, what in ((_queue, "queue"), (_subject, "subject index"))
+        ),
+        (
+            select(_subject.c.event_id)
+            .where(_subject.c.epoch != _subject.c.event_id // SUBJECT_EPOCH_EVENTS)
+            .order_by(_subject.c.event_id),
+            "the subject index files the event under another epoch than its own",
         ),
     ]
     for query, reason in checks:
