@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     sqlite_checkpoint_seconds: float = Field(default=1.0, ge=0)
     db_concurrency: int = Field(default=8, ge=1, le=64)
     log_level: str = "INFO"
+    # FastAPI's own OpenTelemetry spans and metrics for every request. Off unless asked for:
+    # with no exporter configured they are dropped anyway, and checking for one cost every
+    # request three environment lookups (docs/performance.md, eighteenth round).
+    opentelemetry: bool = False
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.telemetry import TelemetryConfig
 
 from app import __doc__ as summary
 from app.checkpoint import Checkpointer
@@ -99,6 +100,15 @@ async def _sealer(db: Database, key: bytes, settings: Settings) -> None:
             log.error("audit_seal_failed", error_type=type(exc).__name__)
 
 
+# FastAPI's OpenTelemetry instrumentation, off (``Settings.opentelemetry``).
+_NO_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
+
+
 def _freeze_startup_objects() -> None:
     """Keep what start-up built (routes, models, metadata: ~190,000 objects) out of every
     later garbage collection. A full collection over them stopped the process for ~80 ms,
@@ -174,6 +184,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         lifespan=lifespan,
         redoc_url=None,
         openapi_tags=_TAGS,
+        telemetry=None if settings.opentelemetry else _NO_TELEMETRY,
     )
     app.state.settings = settings
     app.state.db = database or Database.from_settings(settings)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from fastapi.testclient import TestClient
+from opentelemetry import trace
 from typer.testing import CliRunner
 
 from app.cli import app as cli
 from app.config import DEV_SECRET_KEY, ConfigurationError, Environment, Settings
+from app.main import create_app
 
 
 @pytest.mark.parametrize("secret", [DEV_SECRET_KEY, "too-short-secret"])
@@ -37,3 +40,23 @@ def test_the_cli_stops_with_a_clear_message(monkeypatch: pytest.MonkeyPatch) -> 
     result = CliRunner().invoke(cli, ["migrate"])
     assert result.exit_code == 2
     assert "PANELS_SECRET_KEY is missing or weak" in result.output
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+def test_fastapis_opentelemetry_is_consulted_only_when_asked_for(
+    monkeypatch: pytest.MonkeyPatch, enabled: bool
+) -> None:
+    """Off by default, FastAPI does not look for a tracer provider on each request (three
+    environment lookups a request); ``PANELS_OPENTELEMETRY=true`` turns it back on."""
+    looked = []
+    real = trace.get_tracer_provider
+
+    def get_tracer_provider() -> trace.TracerProvider:
+        looked.append(True)
+        return real()
+
+    monkeypatch.setattr(trace, "get_tracer_provider", get_tracer_provider)
+    settings = Settings(env=Environment.TEST, database_url="sqlite://", opentelemetry=enabled)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/healthz").status_code == 200
+    assert bool(looked) is enabled
