@@ -93,6 +93,10 @@ class Remembered(dict[str, Any]):
         return written
 
 
+def _as_is(value: Any) -> Any:
+    return value
+
+
 _CANONICAL = Remembered(_canonical_id)
 _TIMESTAMPS = Remembered(_json_timestamp)
 
@@ -351,6 +355,11 @@ class Raw:
         writes it), or the canonical text of SQLite's 32 hex digits. A list page turns
         hundreds of ids a request (the agenda ~300)."""
         return _CANONICAL[value] if value.__class__ is str else value
+
+    def json_id_writer(self) -> Callable[[Any], Any]:
+        """``to_json_id`` for ids never None, as one call with nothing to check: the
+        canonical text of SQLite's 32 hex digits (remembered), or the driver's UUID as is."""
+        return _CANONICAL.__getitem__ if self.sqlite else _as_is
 
     def to_json_timestamp(self, value: Any) -> Any:
         """A timestamp as the driver returned it, for ``app.json_body``: SQLite's text as
