@@ -3,11 +3,15 @@
 FastAPI (0.165) inspects every declared query parameter on every request: whether its
 annotation is a sequence or a model, its aliases, then validates it alone. Reading the
 overdue-actions list's six optional parameters this way instead took its CPU a request from
-3.14 to 2.91 ms on SQLite (docs/performance.md, tenth round). A hot route declares a model:
+3.14 to 2.91 ms on SQLite (docs/performance.md, tenth round). A hot route declares a model
+and reads it in its body, after its caller's dependency:
 
-    q: Annotated[ActionListQuery, Depends(query(ActionListQuery))]
+    async def list_actions(caller: Reader, request: Request) -> Response:
+        q = query(ActionListQuery, request)
 
-with ``openapi_extra=documented(ActionListQuery)``, which documents each field as FastAPI
+(not as a dependency of its own: FastAPI works out every dependency's cache key on every
+request, a percent or two of the overdue list's CPU; eighteenth round) with
+``openapi_extra=documented(ActionListQuery)``, which documents each field as FastAPI
 would have. The query string is validated in one call, as FastAPI validates a parameter (lax:
 ``"50"`` is 50, ``"true"`` is true; a repeated parameter's last value; unknown parameters
 ignored), and a bad value is FastAPI's own ``RequestValidationError`` (``loc`` ``["query",
@@ -16,7 +20,6 @@ name]``), answered 422 problem+json as before.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -26,20 +29,14 @@ from pydantic import BaseModel, ValidationError
 M = TypeVar("M", bound=BaseModel)
 
 
-def query(model: type[M]) -> Callable[[Request], Awaitable[M]]:
-    """The dependency reading ``model`` from the request's query string (async: FastAPI runs
-    a plain function in its thread pool, a hand-off dearer than the parsing)."""
-
-    async def dependency(request: Request) -> M:
-        try:
-            return model.model_validate(dict(request.query_params))
-        except ValidationError as exc:
-            raise RequestValidationError(
-                [{**err, "loc": ("query", *err["loc"])} for err in exc.errors(include_url=False)]
-            ) from None
-
-    dependency.__name__ = f"query_{model.__name__}"
-    return dependency
+def query(model: type[M], request: Request) -> M:
+    """``model`` read from the request's query string."""
+    try:
+        return model.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**err, "loc": ("query", *err["loc"])} for err in exc.errors(include_url=False)]
+        ) from None
 
 
 def documented(model: type[BaseModel]) -> dict[str, Any]:

@@ -50,11 +50,10 @@ Writer = Annotated[Caller, Depends(require(Permission.ACTION_WRITE))]
     responses=problems(*AUTHED),
     openapi_extra=documented(ActionListQuery),
 )
-async def list_actions(
-    caller: Reader, q: Annotated[ActionListQuery, Depends(query(ActionListQuery))]
-) -> Response:
+async def list_actions(caller: Reader, request: Request) -> Response:
     """Your agency's actions; every action of the panels you coordinate or chair. Soonest
     due first; `overdue=true`: open and past their due date (UK local date)."""
+    q = query(ActionListQuery, request)
     items, next_cursor = await caller(
         action_lists.list_actions, q.agency_id, q.panel_id, q.status, q.overdue, q.cursor, q.limit
     )

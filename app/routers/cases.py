@@ -51,10 +51,9 @@ Writer = Annotated[Caller, Depends(require(Permission.CASE_WRITE))]
     responses=problems(*AUTHED),
     openapi_extra=documented(CaseListQuery),
 )
-async def list_cases(
-    caller: Reader, q: Annotated[CaseListQuery, Depends(query(CaseListQuery))]
-) -> Response:
+async def list_cases(caller: Reader, request: Request) -> Response:
     """Cases of the panels you sit on, except those your agency is excluded from."""
+    q = query(CaseListQuery, request)
     items, next_cursor = await caller(
         cases.list_cases,
         q.panel_id,
