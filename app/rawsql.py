@@ -15,6 +15,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
+from itertools import chain
 from typing import Any, NoReturn
 
 import orjson
@@ -46,6 +47,9 @@ class ReadUnitWrite(RuntimeError):
 
 
 _ROWS_PER_STATEMENT = 8
+# Rows in one of ``Raw.insert_values``'s statements on SQLite, at most, and the parameters a
+# statement may take on any SQLite (999 before 3.32).
+_SQLITE_ROWS_PER_INSERT, _SQLITE_PARAMETERS = 256, 999
 # Parameters passed as they are (exact classes: an enum member goes through ``Raw.param``).
 _AS_IS = frozenset({str, int, bool, float, type(None)})
 
@@ -261,7 +265,30 @@ class Raw:
             else:
                 self.run(sql, flat)
         else:
-            self.run_many(_insert_sql(table, columns, 1), values)
+            self.insert_values(table, columns, values)
+
+    def insert_values(
+        self, table: str, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert ``rows`` of values as the driver takes them into ``table``'s ``columns``
+        (names from code). On SQLite in statements of many rows each, sized in powers of two
+        (so a handful of statements, each prepared once and kept by the driver): a row costs
+        a quarter less than through ``executemany``'s statement of one (1.02 -> 0.78 µs
+        measured, the sealer's subject index). On PostgreSQL ``run_many`` (a pipeline)."""
+        if not self.sqlite:
+            self.run_many(_insert_sql(table, columns, 1), rows)
+            return
+        self._refuse_in_read()
+        size = _SQLITE_ROWS_PER_INSERT
+        while size > 1 and size * len(columns) > _SQLITE_PARAMETERS:
+            size //= 2
+        start = 0
+        while start < len(rows):
+            while size > len(rows) - start:
+                size //= 2
+            chunk = rows[start : start + size]
+            self._execute(_insert_sql(table, columns, size), list(chain.from_iterable(chunk)))
+            start += size
 
     def _column_value(self, value: Any) -> Any:
         if value.__class__ in _AS_IS:

@@ -268,7 +268,7 @@ _UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-
 # parsed and hashed, and written in key order: picking them in SQL made SQLite parse every
 # pair's text again (measured on a benchmark database, 3.1-3.8 µs a pair indexed that way,
 # 2.3 µs this way; the sealer runs on the event loop there).
-_INSERT_SUBJECT_SQLITE = "INSERT INTO audit_subject (epoch, case_id, event_id) VALUES (?, ?, ?)"
+_SUBJECT_COLUMNS = ("epoch", "case_id", "event_id")
 
 
 def _case_key(text: str) -> str | None:
@@ -341,7 +341,7 @@ def _index_subjects(raw: Raw, event_ids: list[int], events: list[list[Any]]) -> 
     # event of fifty cases, docs/performance.md, eighteenth round).
     rows.sort(key=_CASE_OF_ROW)
     rows.sort(key=_EPOCH_OF_ROW)
-    raw.run_many(_INSERT_SUBJECT_SQLITE, rows)
+    raw.insert_values("audit_subject", _SUBJECT_COLUMNS, rows)
 
 
 def verify_chain(session: Session, key: bytes) -> AuditVerification:
