@@ -169,7 +169,8 @@ def list_actions(
         bool(cursor),
     )
     rows = _LIST.rows(raw, actor, params, variant) if managed or member_only else []
-    rows, next_cursor = cut_page(rows, limit, lambda r: [_date(r[7]), raw.to_uuid(r[0])])
+    # The cursor's due date as the driver gave it (SQLite's ISO text is what a date writes).
+    rows, next_cursor = cut_page(rows, limit, lambda r: [r[7], raw.to_id_text(r[0])])
     items = summaries(raw, rows, now)
     shown: dict[Any, Any] = {}
     for item, r in zip(items, rows, strict=True):
@@ -184,6 +185,3 @@ def list_actions(
     )
     return items, next_cursor
 
-
-def _date(value: Any) -> date:
-    return date.fromisoformat(value) if isinstance(value, str) else value
