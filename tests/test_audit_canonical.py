@@ -59,6 +59,8 @@ def test_the_text_orjson_and_the_standard_library_write_differently() -> None:
         {2: "two", 1: "one"},
         {"b": '\x00\x1f\x7f\u2028 "quoted" \\ é 漢 😀', "a": [True, False, None]},
         [{"z": 1, "y": {"x": [], "w": {}}}],
+        # Keys beyond ASCII, in code point order (UTF-16's order would differ at the last).
+        {"\uffff": 1, "😀": 2, "é": 3, "漢": 4, "z": 5, "": 6},
     ]
     for value in values:
         assert canonical_json(value) == _stdlib(value), value
