@@ -184,4 +184,3 @@ def list_actions(
         subjects=list(shown.items()),
     )
     return items, next_cursor
-
