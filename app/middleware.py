@@ -46,7 +46,7 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         headers = dict(scope["headers"])
         sent_id = headers.get(b"x-request-id", b"").decode("latin-1")
-        # 32 random hex digits, as uuid4().hex wrote them, without building a UUID (a fifth).
+        # 32 random hex digits, as uuid4().hex wrote them, at a fifth of its cost (no UUID built).
         request_id = sent_id if _REQUEST_ID.match(sent_id) else os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
         status = {"code": 500, "started": False}
